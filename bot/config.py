@@ -1,0 +1,208 @@
+"""Load the service settings in layers, without any web framework.
+
+The layers, each overriding the one before:
+
+1. the defaults below (``DEFAULTS`` plus paths derived from the instance folder);
+2. ``<instance>/config.toml`` if it exists (top-level keys, any case);
+3. ``XIAOCHENG_<KEY>`` environment variables, converted to the type of the
+   default: integers, booleans (``1/true/yes/on`` or ``0/false/no/off``) and
+   lists (comma-separated);
+4. the ``overrides`` mapping (tests pass theirs here), taken as is.
+
+A ``SECRET_KEY`` that no layer sets is generated once and kept in
+``<instance>/secret_key`` (git-ignored with the rest of the instance folder).
+Both the web app and the command line call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bot.errors import XiaochengError
+
+__all__ = ["ENV_PREFIX", "DEFAULTS", "ConfigError", "load_settings"]
+
+ENV_PREFIX = "XIAOCHENG_"
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+_CONFIG_FILE = "config.toml"
+_SECRET_FILE = "secret_key"
+
+#: Settings whose default does not depend on the instance folder.
+DEFAULTS: dict[str, Any] = {
+    "FAQ_DIR": str(_REPO_ROOT / "faq"),
+    # Origins (scheme://host[:port]) of portals allowed to call the API from a browser.
+    "CORS_ORIGINS": [],
+    "RATELIMIT_ENABLED": True,
+    # memory:// counts per worker process; use e.g. redis://127.0.0.1:6379 to share
+    # the counts between workers and nodes.
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_ASK": "30/minute;600/hour",
+    "RATELIMIT_FEEDBACK": "20/minute;200/hour",
+    # Number of reverse proxies in front of the service whose X-Forwarded-* headers
+    # are trusted (0: use the socket's address as the client address).
+    "TRUST_PROXY": 0,
+    "MAX_QUESTION_CHARS": 200,
+    "MAX_COMMENT_CHARS": 500,
+    "MAX_CONTENT_LENGTH": 4096,
+    "SUGGEST_LIMIT": 8,
+    "HOT_LIMIT": 6,
+    # Seconds browsers may cache the widget's static files and the read-only API.
+    "STATIC_MAX_AGE": 300,
+    "API_MAX_AGE": 60,
+    # Hash (werkzeug.security.generate_password_hash) of the analyst console password.
+    "ADMIN_PASSWORD_HASH": None,
+    "SECRET_KEY": None,
+}
+
+
+class ConfigError(XiaochengError):
+    """A setting has a value that cannot be used (raised at start-up, never per request)."""
+
+
+def load_settings(
+    instance_path: str | os.PathLike[str],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Return the settings for the instance folder ``instance_path``, layered as above.
+
+    ``environ`` defaults to ``os.environ``. The instance folder is created when
+    the secret key has to be generated.
+    """
+    instance = Path(instance_path)
+    settings = _defaults(instance)
+    settings.update(_from_file(instance / _CONFIG_FILE, settings))
+    settings.update(_from_env(os.environ if environ is None else environ, settings))
+    settings.update({key.upper(): value for key, value in (overrides or {}).items()})
+    if not settings.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = _stored_secret_key(instance)
+    return settings
+
+
+def _defaults(instance: Path) -> dict[str, Any]:
+    settings = {
+        key: list(value) if isinstance(value, list) else value for key, value in DEFAULTS.items()
+    }
+    settings["INDEX_PATH"] = str(instance / "index.pkl")
+    settings["DATABASE_URL"] = f"sqlite:///{instance.resolve() / 'querylog.db'}"
+    return settings
+
+
+def _from_file(path: Path, current: Mapping[str, Any]) -> dict[str, Any]:
+    """Read the instance TOML file; values must already have the right type."""
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    settings = {}
+    for key, value in data.items():
+        name = key.upper()
+        expected = current.get(name)
+        if expected is not None and not _same_kind(expected, value):
+            raise ConfigError(
+                f"{path}: {key} should be {_kind(expected)}, not {type(value).__name__}"
+            )
+        settings[name] = value
+    return settings
+
+
+def _from_env(environ: Mapping[str, str], current: Mapping[str, Any]) -> dict[str, Any]:
+    settings = {}
+    for var, raw in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX:
+            continue
+        name = var[len(ENV_PREFIX) :].upper()
+        try:
+            settings[name] = _convert(raw, current.get(name))
+        except ValueError as e:
+            raise ConfigError(f"environment variable {var}: {e}") from None
+    return settings
+
+
+def _convert(raw: str, default: Any) -> Any:
+    """Convert the text ``raw`` to the type of ``default`` (text when it has none)."""
+    if isinstance(default, bool):
+        word = raw.strip().lower()
+        if word in {"1", "true", "yes", "on"}:
+            return True
+        if word in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"{raw!r} is not a boolean (use true or false)")
+    if isinstance(default, int):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not an integer") from None
+    if isinstance(default, list):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def _same_kind(expected: Any, value: Any) -> bool:
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(expected, bool) and isinstance(value, bool)
+    if isinstance(expected, int):
+        return isinstance(value, int)
+    if isinstance(expected, list):
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return isinstance(value, str)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, list):
+        return "a list of strings"
+    return "a string"
+
+
+def _stored_secret_key(instance: Path) -> str:
+    """Return the key kept in the instance folder, creating it on first use.
+
+    Several worker processes may start at once: the key is written to a private
+    temporary file and linked into place, so exactly one of them wins and the
+    others read the winner's key.
+    """
+    path = instance / _SECRET_FILE
+    try:
+        try:
+            return _read_secret(path)
+        except FileNotFoundError:
+            pass
+        instance.mkdir(parents=True, exist_ok=True)
+        tmp = instance / f".{_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        return _read_secret(path)
+    except OSError as e:
+        raise ConfigError(
+            f"cannot keep a generated secret key in {path} ({e.strerror}); "
+            f"set {ENV_PREFIX}SECRET_KEY instead"
+        ) from None
+
+
+def _read_secret(path: Path) -> str:
+    key = path.read_text(encoding="ascii").strip()
+    if not key:
+        raise ConfigError(f"{path} is empty; delete it to generate a new secret key")
+    return key
