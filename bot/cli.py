@@ -1,0 +1,209 @@
+"""Command line: ask, lint, eval, fit — and the operators' report and purge.
+
+Errors are turned into one-line messages here, at the edge:
+``Error: faq/x.yaml:12: entry 'x-3': missing 'answer'`` and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from .bank import shown_path
+from .engine import DEFAULT_FAQ_DIR, Bot
+from .errors import BankError, XiaochengError
+
+__all__ = ["main", "instance_path"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def instance_path() -> Path:
+    """The instance folder: $XIAOCHENG_INSTANCE_PATH, else instance/ beside the code."""
+    return Path(os.environ.get("XIAOCHENG_INSTANCE_PATH") or REPO_ROOT / "instance")
+
+
+def default_index_path() -> Path:
+    return instance_path() / "index.pkl"
+
+
+def _fail(exc: XiaochengError) -> int:
+    lines = [str(i) for i in exc.issues] if isinstance(exc, BankError) else [str(exc)]
+    for line in lines:
+        print(f"Error: {line}", file=sys.stderr)
+    return 1
+
+
+def _load_bot(args: argparse.Namespace) -> Bot:
+    """--index PATH must be current (it is reported, not rebuilt); the default is rebuilt."""
+    if args.index is not None:
+        return Bot.load(args.faq, index_path=args.index, rebuild=False)
+    return Bot.load(args.faq, index_path=default_index_path())
+
+
+def _print_reply(reply: dict) -> None:
+    print(f"[{reply['type']}] score {reply['score']:.2f}")
+    if reply["faq"]:
+        faq = reply["faq"]
+        print(f"{faq['question']}  ({faq['id']}, {faq['category']})")
+        print(faq["answer"])
+        if faq["basis"]:
+            print("依据：" + "、".join(faq["basis"]))
+    elif reply["message"]:
+        print(reply["message"])
+    for s in reply["suggestions"]:
+        print(f"  · {s['question']}  ({s['id']})")
+    for ch in reply["channels"] if reply["type"] == "fallback" else []:
+        print(f"  ☎ {ch['title']}: {ch['url']}")
+    print("candidates: " + ", ".join(f"{c['id']} {c['score']:.2f}" for c in reply["candidates"]))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    if args.jsonl == (args.question is not None):
+        print("Error: give one question, or --jsonl to read questions from stdin", file=sys.stderr)
+        return 2
+    bot = _load_bot(args)
+    if args.jsonl:
+        for line in sys.stdin:
+            reply = bot.ask(line.rstrip("\r\n")).to_dict()
+            sys.stdout.write(json.dumps(reply, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        return 0
+    reply = bot.ask(args.question).to_dict()
+    if args.json:
+        print(json.dumps(reply, ensure_ascii=False, indent=2))
+    else:
+        _print_reply(reply)
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    from .lint import lint
+
+    bank, warnings = lint(args.dir)
+    for w in warnings:
+        print(f"Warning: {w}")
+    files = len({f.path for f in bank.faqs})
+    print(f"OK: {len(bank.faqs)} entries in {files} files, {len(warnings)} warnings")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, load_labelled, split_of
+
+    bot = _load_bot(args)
+    items = load_labelled(args.file, known_ids=set(bot.bank.by_id))
+    if args.split != "all":
+        items = [i for i in items if split_of(i.q) == args.split]
+    report = evaluate(bot, items)
+    if args.json:
+        print(json.dumps(report.rates(), indent=2))
+    else:
+        print(f"split: {args.split}")
+        print(report.render())
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, fit_thresholds, load_labelled, split_of
+
+    bot = Bot.load(args.faq, index_path=default_index_path())
+    items = load_labelled(args.file, known_ids=set(bot.bank.by_id))
+    fit_items = [i for i in items if split_of(i.q) == "fit"]
+    values = fit_thresholds(
+        bot, fit_items, max_wrong=args.max_wrong, max_out_answered=args.max_out_answered
+    )
+    out = Path(args.faq) / "thresholds.yaml"
+    header = (
+        "# Written by `python -m bot fit` from the 'fit' half of the labelled questions;\n"
+        "# do not edit by hand. Re-run it after changing the bank.\n"
+    )
+    out.write_text(header + yaml.safe_dump(values, sort_keys=True), encoding="utf-8")
+    print(f"wrote {shown_path(out)}: {values}")
+    bot = Bot.load(args.faq, index_path=default_index_path())
+    test_items = [i for i in items if split_of(i.q) == "test"]
+    print(f"held-out half ({len(test_items)} questions):")
+    print(evaluate(bot, test_items).render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="智能小城 FAQ chatbot: ask, check and tune from the shell.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def bank_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--faq",
+            default=str(DEFAULT_FAQ_DIR),
+            metavar="DIR",
+            help="FAQ bank folder (default: the shipped faq/)",
+        )
+        p.add_argument(
+            "--index",
+            default=None,
+            metavar="PATH",
+            help="use this prebuilt index; refuse it if it is stale (default: "
+            "instance/index.pkl, rebuilt when stale)",
+        )
+
+    p = sub.add_parser("ask", help="answer one question, or one per stdin line with --jsonl")
+    p.add_argument("question", nargs="?", help="the question")
+    p.add_argument("--json", action="store_true", help="print the reply as JSON")
+    p.add_argument(
+        "--jsonl",
+        action="store_true",
+        help="read one question per stdin line, write one JSON reply per line",
+    )
+    bank_options(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("lint", help="validate the bank and warn about weak spots")
+    p.add_argument("dir", nargs="?", default=str(DEFAULT_FAQ_DIR), help="FAQ bank folder")
+    p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("eval", help="measure the bot on labelled questions (YAML list of q, id)")
+    p.add_argument("file", help="labelled questions, e.g. tests/data/dev_questions.yaml")
+    p.add_argument(
+        "--split",
+        choices=["test", "fit", "all"],
+        default="test",
+        help="which half to report on (default: test, the half not used to fit)",
+    )
+    p.add_argument("--json", action="store_true", help="print the rates as JSON")
+    bank_options(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "fit", help="fit calibration and thresholds on the 'fit' half; write faq/thresholds.yaml"
+    )
+    p.add_argument("file", help="labelled questions")
+    p.add_argument("--faq", default=str(DEFAULT_FAQ_DIR), metavar="DIR", help="FAQ bank folder")
+    p.add_argument("--max-wrong", type=float, default=0.02, help="allowed wrong-answer rate")
+    p.add_argument(
+        "--max-out-answered",
+        type=float,
+        default=0.03,
+        help="allowed rate of out-of-remit questions answered",
+    )
+    p.set_defaults(func=cmd_fit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except XiaochengError as exc:
+        return _fail(exc)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        print(f"Error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1

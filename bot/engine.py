@@ -1,0 +1,296 @@
+"""The bot: a loaded bank, its index and matcher, answering one question at a time.
+
+``Bot.ask`` never raises on odd input (empty, huge, emoji, control
+characters): such questions get a normal fallback reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bank import Bank, Faq, load_bank
+from .errors import IndexArtifactError
+from .hints import SMALLTALK, Hints
+from .index import Index, IndexSettings
+from .matcher import Candidate, Decision, Matcher, MatcherConfig
+from .site import render
+from .text import MAX_CHARS, Prepared, TextPipeline
+
+__all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
+
+MSG_CLARIFY = "您是不是想问："
+MSG_HINTS = "抱歉，我没有找到完全对应的答案。您可以看看下面这些相关问题，或通过人工渠道咨询："
+MSG_NOTHING = (
+    "抱歉，这个问题我暂时回答不了。您可以换个说法再问一次，或通过下面的人工渠道咨询。"
+    "我能回答的问题包括：{topics}。"
+)
+MSG_OUTSIDE = (
+    "您问的问题可能不属于城市管理执法的职责范围，建议咨询{route}，"
+    "或拨打{hotline}政务服务便民热线，由工作人员为您转办。"
+)
+MSG_EMPTY = "请输入您想咨询的问题，例如“违章搭建怎么举报”。"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the bot says to one question (the JSON contract of DESIGN.md, plus extras)."""
+
+    q: str
+    type: str
+    score: float
+    faq: dict[str, Any] | None
+    suggestions: list[dict[str, str]]
+    candidates: list[dict[str, Any]]
+    message: str = ""
+    channels: list[dict[str, str]] = field(default_factory=list)
+    normalized: str = ""
+
+    @property
+    def faq_id(self) -> str | None:
+        return self.faq["id"] if self.faq else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "q": self.q,
+            "type": self.type,
+            "score": round(self.score, 4),
+            "faq": self.faq,
+            "suggestions": self.suggestions,
+            "candidates": self.candidates,
+            "message": self.message,
+            "channels": self.channels,
+        }
+
+
+class Bot:
+    """Answers questions from one validated bank."""
+
+    def __init__(self, bank: Bank, pipeline: TextPipeline, index: Index) -> None:
+        self.bank = bank
+        self.pipeline = pipeline
+        self.index = index
+        self.matcher = Matcher(index, MatcherConfig.from_mapping(bank.thresholds))
+        self.hints = Hints(bank, pipeline)
+        self.site = bank.site
+        self._faq_json = [self._render(f) for f in bank.faqs]
+        self._pos = {f.id: i for i, f in enumerate(bank.faqs)}
+        self._typeahead = [pipeline.prepare(f.question).text for f in bank.faqs]
+        self.channels = [
+            {
+                "title": f"拨打{self.site['hotline']}政务服务便民热线",
+                "url": f"tel:{self.site['hotline']}",
+            },
+            {"title": "网上留言", "url": self.site["message_board_url"]},
+        ]
+
+    # --- construction ----------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        faq_dir: str | os.PathLike[str] = DEFAULT_FAQ_DIR,
+        *,
+        index_path: str | os.PathLike[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        rebuild: bool = True,
+    ) -> Bot:
+        """Load the bank, then the index at ``index_path`` if it is current.
+
+        A missing, stale or foreign index is rebuilt (and saved) when
+        ``rebuild`` is true, otherwise IndexArtifactError says why.
+        """
+        bank = load_bank(faq_dir)
+        if cache_dir is None and index_path is not None:
+            cache_dir = Path(index_path).parent
+        pipeline = pipeline_for(bank, cache_dir=cache_dir)
+        index = None
+        if index_path is not None and Path(index_path).exists():
+            try:
+                index = Index.load(index_path, digest=bank.digest)
+            except IndexArtifactError as exc:
+                if not rebuild:
+                    raise
+                log.warning("rebuilding the index: %s", exc)
+        elif index_path is not None and not rebuild:
+            raise IndexArtifactError(f"{index_path} does not exist; run python train.py")
+        if index is None:
+            index = build_index(bank, pipeline)
+            if index_path is not None:
+                index.save(index_path)
+        return cls(bank, pipeline, index)
+
+    # --- asking ------------------------------------------------------------------
+
+    def ask(self, q: str) -> Reply:
+        """Answer, clarify or fall back for the visitor's question ``q``."""
+        q = _clean(q)
+        p = self.pipeline.prepare(q)
+        if not p.text:
+            return self._fallback(q, p, Decision("fallback", 0.0), message=MSG_EMPTY)
+        cands = self.matcher.rank(p)
+        outside = self.hints.outside_topic(p) is not None
+        decision = self.matcher.decide(cands, outside=outside)
+        if decision.type == "answer":
+            return self._answer(q, p, decision.score, cands[0].pos, cands)
+        if decision.type == "clarify":
+            return Reply(
+                q=q,
+                type="clarify",
+                score=decision.score,
+                faq=None,
+                suggestions=[self._brief(c.pos) for c in decision.choices],
+                candidates=self._candidates(cands),
+                message=MSG_CLARIFY,
+                channels=self.channels,
+                normalized=p.text,
+            )
+        return self._fallback(q, p, decision)
+
+    def answer(self, faq_id: str, q: str = "") -> Reply | None:
+        """The reply for a chosen FAQ (a clicked chip); None for an unknown id."""
+        pos = self._pos.get(faq_id)
+        if pos is None:
+            return None
+        q = _clean(q) or self.bank.faqs[pos].question
+        return self._answer(q, self.pipeline.prepare(q), 1.0, pos, [])
+
+    def _answer(self, q: str, p: Prepared, score: float, pos: int, cands: list[Candidate]) -> Reply:
+        faq = self.bank.faqs[pos]
+        related = [self._brief(self._pos[r]) for r in faq.related]
+        return Reply(
+            q=q,
+            type="answer",
+            score=score,
+            faq=self._faq_json[pos],
+            suggestions=related,
+            candidates=self._candidates(cands),
+            normalized=p.text,
+        )
+
+    def _fallback(
+        self, q: str, p: Prepared, decision: Decision, *, message: str | None = None
+    ) -> Reply:
+        ranked = [c.pos for c in decision.candidates]
+        hint = self.hints.for_question(p, ranked)
+        if message is None:
+            if hint.outside is not None:
+                message = MSG_OUTSIDE.format(route=hint.outside.route, hotline=self.site["hotline"])
+            elif hint.faq_positions:
+                message = MSG_HINTS
+            else:
+                message = MSG_NOTHING.format(topics="、".join(self.topics()))
+        return Reply(
+            q=q,
+            type="fallback",
+            score=decision.score,
+            faq=None,
+            suggestions=[self._brief(pos) for pos in hint.faq_positions],
+            candidates=self._candidates(decision.candidates),
+            message=message,
+            channels=self.channels,
+            normalized=p.text,
+        )
+
+    # --- other views of the bank ---------------------------------------------
+
+    def topics(self) -> list[str]:
+        return [c for c in self.bank.categories if c != SMALLTALK]
+
+    def suggest(self, prefix: str, *, limit: int = 8) -> list[dict[str, str]]:
+        """Type-ahead: questions containing what was typed, then the closest by meaning."""
+        text = self.pipeline.prepare(_clean(prefix)).text
+        if not text:
+            return []
+        hits = [pos for pos, t in enumerate(self._typeahead) if text in t]
+        hits.sort(key=lambda pos: (self._typeahead[pos].find(text), len(self._typeahead[pos])))
+        if len(hits) < limit and len(text) >= 2:
+            for pos, _, _ in self.index.top_faqs(self.pipeline.prepare(prefix), k=limit):
+                if pos not in hits:
+                    hits.append(pos)
+        hits = [pos for pos in hits if self.bank.faqs[pos].category != SMALLTALK]
+        return [self._brief(pos) for pos in hits[:limit]]
+
+    def faq_json(self, faq_id: str) -> dict[str, Any] | None:
+        pos = self._pos.get(faq_id)
+        if pos is None:
+            return None
+        related = [self._brief(self._pos[r]) for r in self.bank.faqs[pos].related]
+        return {**self._faq_json[pos], "related": related}
+
+    def hot(self, *, limit: int = 6) -> dict[str, Any]:
+        """The greeting and a first question from each topic."""
+        seen: dict[str, int] = {}
+        for pos, faq in enumerate(self.bank.faqs):
+            if faq.category != SMALLTALK:
+                seen.setdefault(faq.category, pos)
+        greeting = (
+            f"您好！我是{self.site['bot_name']}，{self.site['bureau_name']}的智能问答助手。"
+            "请问有什么可以帮您？您可以直接输入问题，也可以点击下面的常见问题。"
+        )
+        return {
+            "greeting": greeting,
+            "questions": [self._brief(pos) for pos in list(seen.values())[:limit]],
+            "channels": self.channels,
+        }
+
+    # --- helpers -------------------------------------------------------------
+
+    def _render(self, faq: Faq) -> dict[str, Any]:
+        return {
+            "id": faq.id,
+            "question": faq.question,
+            "category": faq.category,
+            "answer": render(faq.answer, self.site).strip(),
+            "basis": list(faq.basis),
+            "links": [{"title": ln.title, "url": render(ln.url, self.site)} for ln in faq.links],
+        }
+
+    def _brief(self, pos: int) -> dict[str, str]:
+        faq = self.bank.faqs[pos]
+        return {"id": faq.id, "question": faq.question}
+
+    def _candidates(self, cands: list[Candidate], n: int = 5) -> list[dict[str, Any]]:
+        return [{**self._brief(c.pos), "score": round(c.raw, 4)} for c in cands[:n]]
+
+
+def _clean(q: str) -> str:
+    """Drop control characters and cap the length; the text is otherwise kept as typed."""
+    if not isinstance(q, str):
+        q = str(q)
+    q = q[: MAX_CHARS * 4]
+    q = "".join(
+        " " if ch in "\t\n\r" else ch
+        for ch in q
+        if ch in "\t\n\r" or unicodedata.category(ch)[0] != "C"
+    )
+    return q.strip()[:MAX_CHARS]
+
+
+def pipeline_for(bank: Bank, *, cache_dir: str | os.PathLike[str] | None = None) -> TextPipeline:
+    """The text pipeline of a bank: its dictionary, synonyms and keywords."""
+    extra = tuple(kw for f in bank.faqs for kw in f.keywords)
+    extra += tuple(kw for t in bank.outside for kw in t.keywords)
+    return TextPipeline(
+        dict_path=bank.dict_path, synonyms=bank.synonyms, cache_dir=cache_dir, extra_words=extra
+    )
+
+
+def build_index(
+    bank: Bank, pipeline: TextPipeline, *, settings: IndexSettings | None = None
+) -> Index:
+    """Fit the index over every question and alternate of the bank."""
+    rows = [
+        (pos, pipeline.prepare(text))
+        for pos, faq in enumerate(bank.faqs)
+        for text in dict.fromkeys(faq.texts)
+    ]
+    return Index.build(rows, digest=bank.digest, settings=settings or IndexSettings())

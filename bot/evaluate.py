@@ -1,0 +1,244 @@
+"""Measure the bot on labelled questions, check self-retrieval and fit the thresholds.
+
+A labelled file is a YAML list of ``{q: 问题, id: faq-id | fallback}``. It is
+split in two halves by a hash of the question: ``fit`` questions tune the
+calibration and thresholds, ``test`` questions report on them, so the report
+never grades the thresholds on the questions they were fitted to.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .bank import shown_path
+from .engine import Bot
+from .errors import BankError, BankIssue
+from .matcher import Candidate
+
+__all__ = [
+    "Labelled",
+    "EvalReport",
+    "load_labelled",
+    "split_of",
+    "evaluate",
+    "self_retrieval",
+    "fit_thresholds",
+    "FALLBACK",
+]
+
+FALLBACK = "fallback"
+
+
+@dataclass(frozen=True)
+class Labelled:
+    q: str
+    id: str  # an FAQ id, or "fallback" for a question outside the remit
+    line: int
+
+
+def split_of(q: str) -> str:
+    """'fit' or 'test': a stable half of the questions, the same on every machine."""
+    return "fit" if zlib.crc32(q.encode("utf-8")) % 2 == 0 else "test"
+
+
+def load_labelled(path: str | os.PathLike[str], *, known_ids: set[str]) -> list[Labelled]:
+    """Read labelled questions; unknown ids are errors naming file and line."""
+    shown = shown_path(path)
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        nodes = yaml.compose(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise BankError(
+            [BankIssue(shown, mark.line + 1 if mark else None, f"YAML syntax error: {exc.problem}")]
+        ) from None
+    items: list[Labelled] = []
+    issues: list[BankIssue] = []
+    if not isinstance(nodes, yaml.SequenceNode):
+        raise BankError([BankIssue(shown, 1, "must be a list of {q, id}")])
+    for node in nodes.value:
+        line = node.start_mark.line + 1
+        data = yaml.safe_load(yaml.serialize(node)) if isinstance(node, yaml.MappingNode) else None
+        if not isinstance(data, dict) or not data.get("q") or not data.get("id"):
+            issues.append(BankIssue(shown, line, "each item needs 'q' and 'id'"))
+            continue
+        qid = str(data["id"])
+        if qid != FALLBACK and qid not in known_ids:
+            issues.append(BankIssue(shown, line, f"id '{qid}' is not in the FAQ bank"))
+            continue
+        items.append(Labelled(str(data["q"]), qid, line))
+    if issues:
+        raise BankError(issues)
+    return items
+
+
+@dataclass
+class EvalReport:
+    n_in: int = 0
+    n_out: int = 0
+    top1: int = 0
+    answered_correct: int = 0
+    clarified: int = 0
+    clarified_with_gold: int = 0
+    wrong_answer: int = 0
+    fell_back: int = 0
+    out_answered: int = 0
+    misses: list[tuple[Labelled, str, str | None]] = field(default_factory=list)
+
+    def rates(self) -> dict[str, float]:
+        n, m = max(self.n_in, 1), max(self.n_out, 1)
+        return {
+            "top1_accuracy": self.top1 / n,
+            "answered_correct": self.answered_correct / n,
+            "clarified": self.clarified / n,
+            "clarified_with_gold": self.clarified_with_gold / n,
+            "wrong_answer": self.wrong_answer / n,
+            "fell_back": self.fell_back / n,
+            "out_of_domain_answered": self.out_answered / m,
+        }
+
+    def render(self) -> str:
+        r = self.rates()
+        lines = [
+            f"questions: {self.n_in} in the remit, {self.n_out} outside",
+            f"top-1 accuracy          {r['top1_accuracy']:.1%}",
+            f"answered correctly      {r['answered_correct']:.1%}",
+            f"clarified               {r['clarified']:.1%} "
+            f"(right FAQ among the choices: {r['clarified_with_gold']:.1%})",
+            f"wrong answers           {r['wrong_answer']:.1%}",
+            f"fell back               {r['fell_back']:.1%}",
+            f"outside remit answered  {r['out_of_domain_answered']:.1%}",
+        ]
+        if self.misses:
+            lines.append(f"misses ({len(self.misses)}):")
+            for item, got_type, got_id in self.misses:
+                lines.append(
+                    f"  line {item.line}: {item.q!r} expected {item.id}, got {got_type}"
+                    + (f" {got_id}" if got_id else "")
+                )
+        return "\n".join(lines)
+
+
+def evaluate(bot: Bot, items: list[Labelled]) -> EvalReport:
+    rep = EvalReport()
+    for item in items:
+        reply = bot.ask(item.q)
+        top = reply.candidates[0]["id"] if reply.candidates else None
+        if item.id == FALLBACK:
+            rep.n_out += 1
+            if reply.type == "answer" and reply.faq_id:
+                rep.out_answered += 1
+                rep.misses.append((item, reply.type, reply.faq_id))
+            continue
+        rep.n_in += 1
+        rep.top1 += top == item.id
+        if reply.type == "answer":
+            if reply.faq_id == item.id:
+                rep.answered_correct += 1
+                continue
+            rep.wrong_answer += 1
+        elif reply.type == "clarify":
+            rep.clarified += 1
+            rep.clarified_with_gold += any(s["id"] == item.id for s in reply.suggestions)
+        else:
+            rep.fell_back += 1
+        rep.misses.append((item, reply.type, reply.faq_id or top))
+    return rep
+
+
+def self_retrieval(bot: Bot) -> tuple[int, list[tuple[str, str, str | None]]]:
+    """Rank every question and alternate; return (total, failures as (faq id, text, got))."""
+    total, failures = 0, []
+    for faq in bot.bank.faqs:
+        for text in dict.fromkeys(faq.texts):
+            total += 1
+            ranked = bot.matcher.rank(bot.pipeline.prepare(text))
+            got = bot.bank.faqs[ranked[0].pos].id if ranked else None
+            if got != faq.id:
+                failures.append((faq.id, text, got))
+    return total, failures
+
+
+def _features(cands: list[Candidate]) -> tuple[float, float]:
+    if not cands:
+        return 0.0, 0.0
+    second = cands[1].raw if len(cands) > 1 else 0.0
+    return cands[0].raw, cands[0].raw - second
+
+
+def fit_thresholds(
+    bot: Bot,
+    items: list[Labelled],
+    *,
+    max_wrong: float = 0.02,
+    max_out_answered: float = 0.03,
+) -> dict[str, Any]:
+    """Fit the calibration curve and the answer / clarify thresholds on ``items``.
+
+    The calibration is a logistic regression of "the best FAQ is the right
+    one" on the best raw score and its margin. The answer threshold is the
+    lowest that keeps wrong answers and answered out-of-remit questions
+    within the given rates; the clarify threshold is the lowest that keeps
+    out-of-remit questions from being offered choices more than twice that.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    rows = []
+    for item in items:
+        p = bot.pipeline.prepare(item.q)
+        cands = bot.matcher.rank(p)
+        outside = bot.hints.outside_topic(p) is not None
+        raw, margin = _features(cands)
+        top = bot.bank.faqs[cands[0].pos].id if cands else None
+        gold_in = item.id != FALLBACK
+        choices = {
+            bot.bank.faqs[c.pos].id
+            for c in cands
+            if raw - c.raw <= bot.matcher.config.clarify_window
+        }
+        rows.append((raw, margin, gold_in and top == item.id, gold_in, outside, item.id in choices))
+    x = np.array([[r[0], r[1]] for r in rows])
+    y = np.array([r[2] for r in rows], dtype=int)
+    if len(set(y.tolist())) < 2:
+        raise ValueError("the labelled questions need both right and wrong top-1 results to fit")
+    model = LogisticRegression(C=100.0).fit(x, y)
+    bias = float(model.intercept_[0])
+    raw_coef, margin_coef = (float(v) for v in model.coef_[0])
+    probs = model.predict_proba(x)[:, 1]
+    override = bot.matcher.config.outside_override
+    n_in = sum(r[3] for r in rows) or 1
+    n_out = sum(not r[3] for r in rows) or 1
+
+    def answered(t: float) -> list[bool]:
+        return [p >= t and (not r[4] or r[0] >= override) for p, r in zip(probs, rows, strict=True)]
+
+    best_answer = 0.99
+    for t in np.arange(0.05, 0.99, 0.01):
+        ans = answered(float(t))
+        wrong = sum(a and r[3] and not r[2] for a, r in zip(ans, rows, strict=True)) / n_in
+        out = sum(a and not r[3] for a, r in zip(ans, rows, strict=True)) / n_out
+        if wrong <= max_wrong and out <= max_out_answered:
+            best_answer = float(t)
+            break
+    best_clarify = best_answer
+    for t in np.arange(0.01, best_answer, 0.01):
+        offered_out = (
+            sum(p >= t and not r[3] and not r[4] for p, r in zip(probs, rows, strict=True)) / n_out
+        )
+        if offered_out <= 2 * max_out_answered:
+            best_clarify = float(t)
+            break
+    return {
+        "bias": round(bias, 4),
+        "raw_coef": round(raw_coef, 4),
+        "margin_coef": round(margin_coef, 4),
+        "answer": round(best_answer, 2),
+        "clarify": round(best_clarify, 2),
+    }

@@ -1,0 +1,278 @@
+"""Fit, save, load and query the TF-IDF index of the FAQ bank.
+
+One row per standard question and per alternate, each pointing to its FAQ.
+Three feature blocks — segmented words, character 1–3-grams and pinyin
+syllable 1–2-grams — are fitted with scikit-learn's ``TfidfVectorizer``;
+each block's rows are L2-normalised and weighted, so the dot product of a
+query with a row is the weighted sum of the three cosine similarities.
+
+Queries are scored by walking the posting lists of the query's features
+(the matrix is stored transposed), which costs time in proportion to how
+common those features are, not to the size of the bank.
+
+The saved file starts with a one-line header and a JSON metadata line, read
+before anything is unpickled, so a stale or foreign file is recognised and
+never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import platform
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from .errors import IndexArtifactError
+from .text import Prepared
+
+__all__ = ["Index", "IndexSettings", "features", "MAGIC", "FORMAT"]
+
+MAGIC = b"XIAOCHENG-INDEX\n"
+FORMAT = 1
+_LIBS = ("scikit-learn", "scipy", "numpy", "jieba", "pypinyin", "opencc-python-reimplemented")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """Weights of the three feature blocks (they sum to 1)."""
+
+    word_weight: float = 0.35
+    char_weight: float = 0.45
+    pinyin_weight: float = 0.20
+
+
+def features(p: Prepared) -> tuple[list[str], list[str], list[str]]:
+    """The word, character n-gram and pinyin n-gram features of a prepared question."""
+    chars = p.text.replace(" ", "")
+    grams = [chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1)]
+    py = p.pinyin
+    pys = list(py) + [f"{a}_{b}" for a, b in zip(py, py[1:], strict=False)]
+    return list(p.words), grams, pys
+
+
+def _identity(doc: list[str]) -> list[str]:
+    return doc
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in _LIBS:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "?"
+    return out
+
+
+@dataclass
+class _Block:
+    vocab: dict[str, int]
+    idf: np.ndarray
+    weight: float
+    offset: int
+
+
+class Index:
+    """Rows of (FAQ position, prepared text) and their weighted TF-IDF vectors."""
+
+    def __init__(
+        self,
+        *,
+        blocks: list[_Block],
+        postings: sp.csr_matrix,
+        row_faq: np.ndarray,
+        row_text: list[str],
+        row_pinyin: list[str],
+        meta: dict[str, Any],
+    ) -> None:
+        self.blocks = blocks
+        self.postings = postings  # (features × rows), CSR: one posting list per feature
+        self.row_faq = row_faq
+        self.row_text = row_text
+        self.row_pinyin = row_pinyin
+        self.meta = meta
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_faq)
+
+    # --- building ------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        rows: Sequence[tuple[int, Prepared]],
+        *,
+        digest: str,
+        settings: IndexSettings = IndexSettings(),  # noqa: B008 - frozen dataclass
+    ) -> Index:
+        """Fit the three TF-IDF blocks over ``rows`` of (FAQ position, prepared text)."""
+        if not rows:
+            raise IndexArtifactError("cannot build an index from an empty bank")
+        feats = [features(p) for _, p in rows]
+        weights = (settings.word_weight, settings.char_weight, settings.pinyin_weight)
+        blocks, matrices, offset = [], [], 0
+        for b, weight in enumerate(weights):
+            docs = [f[b] for f in feats]
+            vec = TfidfVectorizer(
+                analyzer=_identity, token_pattern=None, lowercase=False, sublinear_tf=True
+            )
+            if not any(docs):
+                docs = [["∅"] for _ in docs]  # a block with no features at all
+            m = vec.fit_transform(docs) * weight
+            blocks.append(_Block(vec.vocabulary_, vec.idf_.astype(np.float64), weight, offset))
+            matrices.append(m)
+            offset += m.shape[1]
+        stacked = sp.hstack(matrices, format="csr")
+        meta = {
+            "format": FORMAT,
+            "digest": digest,
+            "versions": _versions(),
+            "settings": settings.__dict__,
+            "rows": len(rows),
+        }
+        return cls(
+            blocks=blocks,
+            postings=stacked.T.tocsr(),
+            row_faq=np.array([pos for pos, _ in rows], dtype=np.int32),
+            row_text=[p.text for _, p in rows],
+            row_pinyin=[p.pinyin_text for _, p in rows],
+            meta=meta,
+        )
+
+    # --- querying ------------------------------------------------------------
+
+    def vector(self, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """Columns and weights of the query vector, as the rows were built."""
+        cols: list[int] = []
+        vals: list[float] = []
+        for block, feats in zip(self.blocks, features(p), strict=True):
+            counts = Counter(f for f in feats if f in block.vocab)
+            if not counts:
+                continue
+            bc = [block.vocab[f] for f in counts]
+            bv = [
+                (1.0 + math.log(n)) * block.idf[c] for c, n in zip(bc, counts.values(), strict=True)
+            ]
+            norm = math.sqrt(sum(v * v for v in bv))
+            cols.extend(c + block.offset for c in bc)
+            vals.extend(v / norm for v in bv)
+        return np.array(cols, dtype=np.int64), np.array(vals, dtype=np.float64)
+
+    def scores(self, p: Prepared) -> np.ndarray:
+        """Similarity of the query to every row (weighted sum of cosines, 0..1)."""
+        cols, vals = self.vector(p)
+        if not len(cols):
+            return np.zeros(self.n_rows)
+        ptr = self.postings.indptr
+        starts = ptr[cols]
+        lengths = ptr[cols + 1] - starts
+        if not lengths.sum():
+            return np.zeros(self.n_rows)
+        # Positions of every posting of every query feature, without a Python loop.
+        take = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        weights = np.repeat(vals, lengths) * self.postings.data[take]
+        return np.bincount(self.postings.indices[take], weights=weights, minlength=self.n_rows)
+
+    def top_faqs(
+        self, p: Prepared, *, k: int = 10, rows: int = 64
+    ) -> list[tuple[int, float, list[int]]]:
+        """The best ``k`` FAQs as (FAQ position, best row score, rows sorted by score)."""
+        s = self.scores(p)
+        n = min(rows, self.n_rows)
+        top = np.argpartition(-s, n - 1)[:n] if n < self.n_rows else np.arange(self.n_rows)
+        top = top[np.argsort(-s[top], kind="stable")]
+        found: dict[int, tuple[float, list[int]]] = {}
+        for r in top.tolist():
+            score = float(s[r])
+            if score <= 0.0:
+                break
+            pos = int(self.row_faq[r])
+            if pos in found:
+                found[pos][1].append(r)
+            elif len(found) < k:
+                found[pos] = (score, [r])
+        return [(pos, sc, rs) for pos, (sc, rs) in found.items()]
+
+    # --- persistence ---------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically: a reader never sees a half-written file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "blocks": self.blocks,
+            "postings": self.postings,
+            "row_faq": self.row_faq,
+            "row_text": self.row_text,
+            "row_pinyin": self.row_pinyin,
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(MAGIC)
+                fh.write(json.dumps(self.meta, sort_keys=True).encode() + b"\n")
+                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """Read the metadata line without unpickling anything."""
+        try:
+            with open(path, "rb") as fh:
+                if fh.read(len(MAGIC)) != MAGIC:
+                    raise IndexArtifactError(f"{path} is not a 智能小城 index file")
+                meta = json.loads(fh.readline())
+        except FileNotFoundError:
+            raise IndexArtifactError(f"{path} does not exist; run python train.py") from None
+        except (OSError, ValueError) as exc:
+            raise IndexArtifactError(f"{path} cannot be read ({exc})") from None
+        if not isinstance(meta, dict):
+            raise IndexArtifactError(f"{path} has no metadata line")
+        return meta
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, digest: str) -> Index:
+        """Load ``path`` if it was built by this code, these libraries and this bank."""
+        meta = cls.read_meta(path)
+        problem = stale_reason(meta, digest)
+        if problem:
+            raise IndexArtifactError(f"{path} {problem}; run python train.py to rebuild it")
+        with open(path, "rb") as fh:
+            fh.readline()
+            fh.readline()
+            try:
+                payload = pickle.load(fh)  # noqa: S301 - our own artifact, header checked
+            except Exception as exc:  # unpickling can raise almost anything
+                raise IndexArtifactError(f"{path} is damaged ({exc.__class__.__name__})") from None
+        return cls(meta=meta, **payload)
+
+
+def stale_reason(meta: dict[str, Any], digest: str) -> str | None:
+    """Why an index with ``meta`` cannot serve the bank with ``digest`` (None: it can)."""
+    if meta.get("format") != FORMAT:
+        return f"has format {meta.get('format')!r}, this code reads format {FORMAT}"
+    if meta.get("settings") != IndexSettings().__dict__:
+        return "was built with other feature weights"
+    if meta.get("digest") != digest:
+        return "was built from a different version of the FAQ bank"
+    versions = meta.get("versions", {})
+    for lib, now in _versions().items():
+        if versions.get(lib) != now:
+            return f"was built with {lib} {versions.get(lib)}, this machine has {now}"
+    return None

@@ -1,0 +1,169 @@
+"""Text pipeline: one function turns a question into the features the index uses.
+
+The same :meth:`TextPipeline.prepare` serves the bank at training time and the
+visitor's question at query time, so both sides are always treated alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import jieba
+from opencc import OpenCC
+from pypinyin import Style, lazy_pinyin
+
+__all__ = ["Prepared", "TextPipeline", "normalize", "MAX_CHARS"]
+
+# Longer input is cut before any work is done: no FAQ question is this long.
+MAX_CHARS = 500
+
+_NOT_WORD = re.compile(r"[\W_]+")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_t2s = OpenCC("t2s")
+jieba.setLogLevel(logging.WARNING)
+
+
+def normalize(text: str, *, max_chars: int = MAX_CHARS) -> str:
+    """Fold width, script, case; drop punctuation, emoji and control characters.
+
+    Runs of letters/digits are kept apart by one space, so "hello world" stays
+    two words; Chinese needs no spaces.
+    """
+    text = unicodedata.normalize("NFKC", text[: max_chars * 2])[:max_chars]
+    text = _t2s.convert(text).lower()
+    text = _NOT_WORD.sub(" ", text).strip()
+    return re.sub(r"(?<=[^\x00-\x7f]) | (?=[^\x00-\x7f])", "", text)
+
+
+@lru_cache(maxsize=65536)
+def _char_pinyin(ch: str) -> str:
+    return lazy_pinyin(ch, style=Style.NORMAL)[0] if _CJK.match(ch) else ch
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A question after normalisation, segmentation and synonym mapping."""
+
+    text: str  # normalised, synonyms applied, no spaces between Chinese words
+    words: tuple[str, ...]  # content words (stop words removed)
+    pinyin: tuple[str, ...]  # one toneless syllable per character of ``text``
+
+    @property
+    def pinyin_text(self) -> str:
+        return " ".join(self.pinyin)
+
+
+class TextPipeline:
+    """Owns a jieba tokenizer loaded with the domain dictionary and the synonym map."""
+
+    def __init__(
+        self,
+        *,
+        dict_path: str | Path | None = None,
+        synonyms: dict[str, str] | None = None,
+        cache_dir: str | Path | None = None,
+        extra_words: tuple[str, ...] = (),
+    ) -> None:
+        self.synonyms = dict(synonyms or {})
+        self.stopwords = _stopwords()
+        self._tk = jieba.Tokenizer()
+        if cache_dir is not None:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+            self._tk.tmp_dir = str(cache_dir)
+        self._tk.initialize()
+        if dict_path is not None:
+            self._tk.load_userdict(str(dict_path))
+        domain = [*_dict_words(dict_path), *self.synonyms, *self.synonyms.values(), *extra_words]
+        domain = [normalize(w) for w in domain]
+        # Every synonym and extra word must come out of jieba whole to be mapped.
+        for word in domain:
+            if len(word) > 1 and not self._tk.FREQ.get(word):
+                self._tk.add_word(word, freq=2000)
+        self._homophones = _homophone_table(domain)
+
+    def segment(self, text: str) -> list[str]:
+        """Segment already-normalised text into words, mapping synonyms to canonical words."""
+        out = []
+        for tok in self._tk.lcut(text, HMM=True):
+            tok = tok.strip()
+            if tok:
+                out.append(self.synonyms.get(tok, tok))
+        return out
+
+    def fix_homophones(self, text: str) -> str:
+        """Replace a typo that sounds like a domain word (违张搭建 → 违章搭建).
+
+        A stretch is replaced only when its toneless pinyin equals exactly one
+        domain word's and at least half of its characters already agree.
+        """
+        if not self._homophones:
+            return text
+        syllables = [_char_pinyin(ch) for ch in text]
+        out: list[str] = []
+        i = 0
+        while i < len(text):
+            for size in range(min(_MAX_HOMOPHONE, len(text) - i), 1, -1):
+                word = self._homophones.get(tuple(syllables[i : i + size]))
+                piece = text[i : i + size]
+                if word and word != piece and _agree(word, piece) * 2 >= size:
+                    out.append(word)
+                    i += size
+                    break
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+    def prepare(self, question: str) -> Prepared:
+        """Normalise, fix homophones, segment, map synonyms, drop stop words, add pinyin."""
+        norm = self.fix_homophones(normalize(question))
+        tokens = self.segment(norm)
+        text = "".join(t if _CJK.match(t[0]) else f" {t} " for t in tokens)
+        text = re.sub(" +", " ", text).strip()
+        words = tuple(t for t in tokens if t not in self.stopwords)
+        pinyin = tuple(_char_pinyin(ch) for ch in norm if not ch.isspace())
+        return Prepared(text=text, words=words, pinyin=pinyin)
+
+
+_MAX_HOMOPHONE = 6
+
+
+def _agree(a: str, b: str) -> int:
+    return sum(x == y for x, y in zip(a, b, strict=False))
+
+
+def _homophone_table(words: list[str]) -> dict[tuple[str, ...], str]:
+    """Toneless pinyin of each Chinese domain word → the word; ambiguous sounds are dropped."""
+    table: dict[tuple[str, ...], str] = {}
+    clash: set[tuple[str, ...]] = set()
+    for word in dict.fromkeys(words):
+        if not 2 <= len(word) <= _MAX_HOMOPHONE or not all(_CJK.match(c) for c in word):
+            continue
+        key = tuple(_char_pinyin(c) for c in word)
+        if key in table and table[key] != word:
+            clash.add(key)
+        table[key] = word
+    for key in clash:
+        del table[key]
+    return table
+
+
+def _dict_words(path: str | Path | None) -> list[str]:
+    if path is None:
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    raw = resources.files("bot").joinpath("data/stopwords.txt").read_text(encoding="utf-8")
+    return frozenset(
+        line.strip() for line in raw.splitlines() if line.strip() and not line.startswith("#")
+    )
