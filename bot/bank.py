@@ -434,7 +434,6 @@ def _load_entry(
         issues.append(BankIssue(shown, None, f"entry #{n} must be a mapping"))
         return None
     line = entry.line
-    before = len(issues)
     fid = _text(entry.get("id"))
     if not fid:
         issues.append(BankIssue(shown, line, f"entry #{n} has no 'id'"))
@@ -483,8 +482,8 @@ def _load_entry(
                         label,
                     )
                 )
-    if len(issues) > before:
-        return None
+    if not fid or len(texts) < 2 or not category:
+        return None  # too broken for the cross-entry checks; its problems are listed
     return Faq(
         id=fid or "",
         question=texts["question"],

@@ -67,7 +67,6 @@ class Hints:
                 direct.setdefault(pos, None)
         first = sorted(direct, key=lambda pos: order.get(pos, len(order)))
         cats = {self._bank.faqs[pos].category for pos in first}
-        more = [
-            pos for pos in ranked if pos not in direct and self._bank.faqs[pos].category in cats
-        ]
+        rest = sorted(range(len(self._bank.faqs)), key=lambda pos: order.get(pos, len(order)))
+        more = [pos for pos in rest if pos not in direct and self._bank.faqs[pos].category in cats]
         return Hint(tuple(matched), tuple((first + more)[:limit]), None)

@@ -78,7 +78,8 @@ class TextPipeline:
             self._tk.tmp_dir = str(cache_dir)
         self._tk.initialize()
         if dict_path is not None:
-            self._tk.load_userdict(str(dict_path))
+            with open(dict_path, "rb") as fh:  # jieba leaks the handle if given a path
+                self._tk.load_userdict(fh)
         domain = [*_dict_words(dict_path), *self.synonyms, *self.synonyms.values(), *extra_words]
         domain = [normalize(w) for w in domain]
         # Every synonym and extra word must come out of jieba whole to be mapped.

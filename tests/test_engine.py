@@ -1,0 +1,142 @@
+"""bot.engine / bot.matcher / bot.hints on the small fixture bank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot import Bot
+from bot.matcher import Candidate, Matcher, MatcherConfig
+
+CONTRACT_KEYS = {"q", "type", "score", "faq", "suggestions", "candidates", "message", "channels"}
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
+    faq = Path(__file__).parent / "data" / "mini_faq"
+    return Bot.load(faq, cache_dir=tmp_path_factory.mktemp("jieba"))
+
+
+@pytest.mark.parametrize(
+    ("question", "faq_id"),
+    [
+        ("违章搭建怎么举报", "building-report"),  # an alternate, verbatim
+        ("违张搭建咋举报", "building-report"),  # homophone typo
+        ("違章建築怎麼舉報", "building-report"),  # traditional characters
+        ("我家楼下有人搭违建，找谁举报", "building-report"),
+        ("违建会不会被强拆", "building-demolish"),
+        ("夜市晚上太吵了", "night-market"),
+        ("门口有人摆地摊", "vendor-report"),
+        ("你好", "smalltalk-hello"),
+    ],
+)
+def test_answers(bot: Bot, question: str, faq_id: str) -> None:
+    reply = bot.ask(question)
+    assert (reply.type, reply.faq_id) == ("answer", faq_id)
+    assert 0.0 <= reply.score <= 1.0
+
+
+def test_answer_follows_the_contract(bot: Bot) -> None:
+    data = bot.ask("违建怎么举报").to_dict()
+    assert set(data) == CONTRACT_KEYS
+    assert data["faq"] == {
+        "id": "building-report",
+        "question": "如何举报违法建筑？",
+        "category": "违法建筑",
+        "answer": "可拨打12345热线，或在网上留言栏目反映。",
+        "basis": ["《中华人民共和国城乡规划法》"],
+        "links": [{"title": "网上留言", "url": "https://example.test/liuyan"}],
+    }
+    assert data["suggestions"] == [
+        {"id": "building-demolish", "question": "违法建筑会被强制拆除吗？"}
+    ]
+    assert data["candidates"][0]["id"] == "building-report"
+    assert len(data["candidates"]) <= 5
+
+
+def test_outside_the_remit_falls_back_with_the_route(bot: Bot) -> None:
+    reply = bot.ask("社保怎么交")
+    assert reply.type == "fallback" and reply.faq is None
+    assert "人力资源和社会保障部门" in reply.message
+    assert {"title": "拨打12345政务服务便民热线", "url": "tel:12345"} in reply.channels
+
+
+def test_unrelated_question_falls_back_with_topics(bot: Bot) -> None:
+    reply = bot.ask("明天会下雨吗")
+    assert reply.type == "fallback"
+    assert "违法建筑、市容秩序" in reply.message
+    assert reply.channels[1] == {"title": "网上留言", "url": "https://example.test/liuyan"}
+
+
+def test_fallback_hints_come_from_keywords(bot: Bot) -> None:
+    hint = bot.hints.for_question(bot.pipeline.prepare("占道经营罚多少钱，能分期吗"), [])
+    assert [bot.bank.faqs[p].id for p in hint.faq_positions] == ["vendor-report", "night-market"]
+    assert hint.keywords == ("占道经营",)
+
+
+@pytest.mark.parametrize(
+    "odd",
+    ["", "   ", "\x00\x1b[31m", "🙂" * 20, "城" * 10_000, "违建\n\t举报", "<img src=x>", "ǅ𝔘"],
+)
+def test_odd_questions_never_raise(bot: Bot, odd: str) -> None:
+    reply = bot.ask(odd)
+    assert reply.type in {"answer", "clarify", "fallback"}
+    assert len(reply.q) <= 500 and "\x00" not in reply.q
+
+
+def test_empty_question_asks_for_one(bot: Bot) -> None:
+    reply = bot.ask("  ")
+    assert (reply.type, reply.message) == (
+        "fallback",
+        "请输入您想咨询的问题，例如“违章搭建怎么举报”。",
+    )
+
+
+def test_answer_for_a_chosen_faq(bot: Bot) -> None:
+    reply = bot.answer("night-market")
+    assert reply is not None and (reply.type, reply.score, reply.q) == (
+        "answer",
+        1.0,
+        "夜排档噪声扰民怎么办？",
+    )
+    assert bot.answer("no-such-faq") is None
+
+
+def test_suggest_hot_and_faq_json(bot: Bot) -> None:
+    assert bot.suggest("违法")[0]["id"] in {"building-report", "building-demolish"}
+    assert bot.suggest("") == []
+    assert all(s["id"] != "smalltalk-hello" for s in bot.suggest("你好"))
+    hot = bot.hot()
+    assert [q["id"] for q in hot["questions"]] == ["building-report", "vendor-report"]
+    assert hot["greeting"].startswith("您好！我是智能小城，测试市城市管理行政执法局")
+    assert bot.faq_json("building-demolish")["related"] == []
+    assert bot.faq_json("nope") is None
+
+
+def cand(pos: int, raw: float) -> Candidate:
+    return Candidate(pos, raw, raw, raw, raw)
+
+
+def test_decide_answer_clarify_fallback(bot: Bot) -> None:
+    m = Matcher(bot.index, MatcherConfig(answer=0.6, clarify=0.3, clarify_window=0.1))
+    clear = m.decide([cand(0, 0.9), cand(1, 0.3)])
+    assert clear.type == "answer"
+    close = m.decide([cand(0, 0.6), cand(1, 0.58), cand(2, 0.55), cand(3, 0.2)])
+    assert close.type == "clarify" and [c.pos for c in close.choices] == [0, 1, 2]
+    assert m.decide([cand(0, 0.1)]).type == "fallback"
+    assert m.decide([]).type == "fallback"
+    assert m.decide([cand(0, 0.85), cand(1, 0.1)], outside=True).type == "fallback"
+    assert m.decide([cand(0, 0.95), cand(1, 0.1)], outside=True).type == "answer"
+
+
+def test_calibrated_score_rises_with_raw_and_margin(bot: Bot) -> None:
+    m = Matcher(bot.index, MatcherConfig())
+    assert m.calibrate(0.3, 0.0) < m.calibrate(0.6, 0.0) < m.calibrate(0.6, 0.3) <= 1.0
+
+
+def test_thresholds_come_from_the_bank(faq_dir: Path, jieba_cache: Path) -> None:
+    (faq_dir / "thresholds.yaml").write_text("answer: 0.999\nclarify: 0.998\nk: 3\n")
+    bot = Bot.load(faq_dir, cache_dir=jieba_cache)
+    assert (bot.matcher.config.answer, bot.matcher.config.k) == (0.999, 3)
+    assert bot.ask("我家楼下有人搭违建").type == "fallback"
