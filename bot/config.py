@@ -5,7 +5,7 @@ The layers, each overriding the one before:
 1. the defaults below (``DEFAULTS`` plus paths derived from the instance folder);
 2. ``<instance>/config.toml`` if it exists (top-level keys, any case);
 3. ``XIAOCHENG_<KEY>`` environment variables, converted to the type of the
-   default: integers, booleans (``1/true/yes/on`` or ``0/false/no/off``) and
+   default: integers, numbers, booleans (``1/true/yes/on`` or ``0/false/no/off``) and
    lists (comma-separated);
 4. the ``overrides`` mapping (tests pass theirs here), taken as is.
 
@@ -54,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds browsers may cache the widget's static files and the read-only API.
     "STATIC_MAX_AGE": 300,
     "API_MAX_AGE": 60,
+    # jieba's dictionary cache (default: the instance folder).
+    "CACHE_DIR": None,
+    # How long feedback waits for its question to reach the database from another
+    # worker's query-log queue before the query id is declared unknown.
+    "QUERYLOG_FEEDBACK_GRACE_S": 0.5,
     # Hash (werkzeug.security.generate_password_hash) of the analyst console password.
     "ADMIN_PASSWORD_HASH": None,
     "SECRET_KEY": None,
@@ -144,6 +149,11 @@ def _convert(raw: str, default: Any) -> Any:
             return int(raw.strip())
         except ValueError:
             raise ValueError(f"{raw!r} is not an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
     if isinstance(default, list):
         return [item.strip() for item in raw.split(",") if item.strip()]
     return raw
@@ -154,6 +164,8 @@ def _same_kind(expected: Any, value: Any) -> bool:
         return isinstance(expected, bool) and isinstance(value, bool)
     if isinstance(expected, int):
         return isinstance(value, int)
+    if isinstance(expected, float):
+        return isinstance(value, int | float)
     if isinstance(expected, list):
         return isinstance(value, list) and all(isinstance(item, str) for item in value)
     return isinstance(value, str)
@@ -164,6 +176,8 @@ def _kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int):
         return "an integer"
+    if isinstance(value, float):
+        return "a number"
     if isinstance(value, list):
         return "a list of strings"
     return "a string"

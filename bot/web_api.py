@@ -1,0 +1,217 @@
+"""The JSON API under ``/api`` and the health check.
+
+Every ask is answered by the engine the :class:`bot.web.Service` holds at that
+moment and logged once in the query log. Input is checked here, at the edge:
+anything a visitor's browser could send wrongly gets a 4xx JSON error with a
+Chinese message, never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, request
+from flask_limiter import Limiter
+
+from bot.errors import UnknownQuery
+from bot.web import Service, error_response
+from bot.web_openapi import openapi_document
+
+__all__ = ["init_app"]
+
+_SESSION_MAX_CHARS = 64
+_FAQ_ID_MAX_CHARS = 128
+# Query ids are positive integers below 2**63, sent as decimal strings.
+_QUERY_ID = re.compile(r"[1-9][0-9]{0,18}")
+_BAD_REQUEST = "请求内容有误，请刷新页面后重试。"
+_LINE_BREAKS = re.compile("[\t\n\r]+")
+
+
+class _BadInput(Exception):
+    """Input the visitor's browser should not have sent; becomes a 4xx JSON error."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code)
+        self.status, self.code, self.message = status, code, message
+
+
+def init_app(app: Flask, limiter: Limiter) -> None:
+    """Add the API routes to ``app``, rate-limiting the two that write."""
+    cfg = app.config
+    ask_limit = limiter.limit(lambda: cfg["RATELIMIT_ASK"], methods=["POST"])
+    feedback_limit = limiter.limit(lambda: cfg["RATELIMIT_FEEDBACK"], methods=["POST"])
+    app.add_url_rule("/api/ask", "ask", ask_limit(ask), methods=["POST"])
+    app.add_url_rule("/api/suggest", "suggest", suggest)
+    app.add_url_rule("/api/faq/<faq_id>", "faq", faq)
+    app.add_url_rule("/api/hot", "hot", hot)
+    app.add_url_rule("/api/feedback", "feedback", feedback_limit(feedback), methods=["POST"])
+    app.add_url_rule("/api/openapi.json", "openapi", openapi)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.register_error_handler(_BadInput, _bad_input)
+    app.extensions["xiaocheng_openapi"] = openapi_document(
+        max_question_chars=cfg["MAX_QUESTION_CHARS"],
+        max_comment_chars=cfg["MAX_COMMENT_CHARS"],
+        max_content_length=cfg["MAX_CONTENT_LENGTH"],
+        suggest_limit=cfg["SUGGEST_LIMIT"],
+    )
+
+
+def _service() -> Service:
+    service: Service = current_app.extensions["xiaocheng"]
+    return service
+
+
+def _bad_input(e: _BadInput) -> Response:
+    return error_response(e.status, e.code, e.message)
+
+
+def clean_text(text: str) -> str:
+    """Turn tabs and line breaks into spaces, drop other control characters, trim.
+
+    "Control" is every Unicode category C: C0/C1 controls, format characters such
+    as zero-width spaces and bidi overrides, lone surrogates (which JSON can carry
+    but UTF-8 cannot store), private-use and unassigned code points.
+    """
+    text = _LINE_BREAKS.sub(" ", text)
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
+
+
+def _json_body() -> dict[str, Any]:
+    if not request.is_json:
+        raise _BadInput(415, "unsupported_media_type", "请求格式不正确，请刷新页面后重试。")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise _BadInput(400, "bad_json", "请求内容无法识别，请刷新页面后重试。")
+    return body
+
+
+def _optional_text(body: dict[str, Any], field: str, max_chars: int) -> str | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _BadInput(400, f"invalid_{field}", _BAD_REQUEST)
+    value = clean_text(value)
+    if len(value) > max_chars:
+        raise _BadInput(400, f"{field}_too_long", f"内容太长了，请精简到{max_chars}字以内。")
+    return value or None
+
+
+def _question(body: dict[str, Any]) -> str:
+    q = body.get("q")
+    if q is not None and not isinstance(q, str):
+        raise _BadInput(400, "invalid_q", _BAD_REQUEST)
+    q = clean_text(q or "")
+    if not q:
+        raise _BadInput(400, "empty_question", "请输入您要咨询的问题。")
+    limit = current_app.config["MAX_QUESTION_CHARS"]
+    if len(q) > limit:
+        raise _BadInput(400, "question_too_long", f"问题太长了，请精简到{limit}字以内再问。")
+    return q
+
+
+def ask() -> Response:
+    """Answer one question and log it; ``faq_id`` answers a clicked question chip."""
+    body = _json_body()
+    q = _question(body)
+    session = _optional_text(body, "session", _SESSION_MAX_CHARS)
+    faq_id = _optional_text(body, "faq_id", _FAQ_ID_MAX_CHARS)
+    service = _service()
+    bot = service.bot
+    started = time.perf_counter()
+    reply = bot.answer(faq_id, q) if faq_id is not None else None
+    if reply is None:
+        reply = bot.ask(q)
+    latency_ms = (time.perf_counter() - started) * 1000
+    result = reply.to_dict()
+    query_id = service.querylog.log_query(
+        reply.q,
+        reply_type=reply.type,
+        normalized=reply.normalized,
+        faq_id=reply.faq_id,
+        score=reply.score,
+        candidates=result["candidates"],
+        session=session,
+        latency_ms=latency_ms,
+    )
+    # A string: the ids use 63 bits and JavaScript numbers hold 53 exactly.
+    result["query_id"] = str(query_id)
+    return jsonify(result)
+
+
+def feedback() -> Response:
+    """Record whether the reply to ``query_id`` helped the visitor."""
+    body = _json_body()
+    query_id = body.get("query_id")
+    if not isinstance(query_id, str) or not _QUERY_ID.fullmatch(query_id) or int(query_id) >= 2**63:
+        raise _BadInput(400, "invalid_query_id", _BAD_REQUEST)
+    helpful = body.get("helpful")
+    if not isinstance(helpful, bool):
+        raise _BadInput(400, "invalid_helpful", _BAD_REQUEST)
+    comment = _optional_text(body, "comment", current_app.config["MAX_COMMENT_CHARS"])
+    try:
+        _service().querylog.log_feedback(int(query_id), helpful, comment)
+    except UnknownQuery:
+        raise _BadInput(404, "query_not_found", "没有找到这次咨询的记录，评价未能提交。") from None
+    return jsonify({"ok": True})
+
+
+def _cacheable(payload: dict[str, Any]) -> Response:
+    response = jsonify(payload)
+    response.cache_control.public = True
+    response.cache_control.max_age = current_app.config["API_MAX_AGE"]
+    return response
+
+
+def suggest() -> Response:
+    """Type-ahead: FAQ questions for what the visitor has typed so far."""
+    prefix = clean_text(request.args.get("q", ""))[: current_app.config["MAX_QUESTION_CHARS"]]
+    items = (
+        _service().bot.suggest(prefix, limit=current_app.config["SUGGEST_LIMIT"]) if prefix else []
+    )
+    return _cacheable({"suggestions": items})
+
+
+def faq(faq_id: str) -> Response:
+    """One FAQ with its related questions."""
+    item = _service().bot.faq_json(faq_id)
+    if item is None:
+        raise _BadInput(404, "faq_not_found", "没有找到这条问答，它可能已经更新，请重新提问。")
+    return _cacheable(item)
+
+
+def hot() -> Response:
+    """The greeting, the popular questions and the human channels."""
+    return _cacheable(_service().bot.hot(limit=current_app.config["HOT_LIMIT"]))
+
+
+def _database_reachable(service: Service) -> bool:
+    try:
+        service.querylog.queries(limit=1)
+    except Exception as e:  # whatever the driver raises, the answer is "unreachable"
+        current_app.logger.warning("health check: the query log is unreachable: %s", e)
+        return False
+    return True
+
+
+def openapi() -> Response:
+    return jsonify(current_app.extensions["xiaocheng_openapi"])
+
+
+def healthz() -> tuple[Response, int]:
+    """Report whether this process can answer and log questions."""
+    service = _service()
+    bot = service.bot
+    database_ok = _database_reachable(service)
+    payload = {
+        "status": "ok" if database_ok else "degraded",
+        "faqs": len(bot.bank.faqs),
+        "index": {key: bot.index.meta.get(key) for key in ("format", "rows", "digest")},
+        "database": "ok" if database_ok else "unreachable",
+    }
+    response = jsonify(payload)
+    response.cache_control.no_store = True
+    return response, 200 if database_ok else 503

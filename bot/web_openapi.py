@@ -1,0 +1,298 @@
+"""The OpenAPI 3.1 description of the JSON API, served at ``GET /api/openapi.json``.
+
+Plain data, no web framework: the web layer fills in the limits it enforces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["openapi_document"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document(
+    *, max_question_chars: int, max_comment_chars: int, max_content_length: int, suggest_limit: int
+) -> dict[str, Any]:
+    """Return the OpenAPI document for the limits this service enforces."""
+    faq_id = {"type": "string", "pattern": "^[a-z0-9-]+$", "examples": ["illegal-building-report"]}
+    id_question = {
+        "type": "object",
+        "required": ["id", "question"],
+        "properties": {"id": {"type": "string"}, "question": {"type": "string"}},
+    }
+    link = {
+        "type": "object",
+        "required": ["title", "url"],
+        "properties": {"title": {"type": "string"}, "url": {"type": "string"}},
+    }
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "examples": ["empty_question"]},
+                        "message": {
+                            "type": "string",
+                            "description": "Chinese text a visitor can read.",
+                            "examples": ["请输入您要咨询的问题。"],
+                        },
+                    },
+                }
+            },
+        },
+        "IdQuestion": id_question,
+        "Link": link,
+        "Faq": {
+            "type": "object",
+            "required": ["id", "question", "category", "answer"],
+            "properties": {
+                "id": faq_id,
+                "question": {"type": "string"},
+                "category": {"type": "string"},
+                "answer": {"type": "string"},
+                "basis": {"type": "array", "items": {"type": "string"}},
+                "links": {"type": "array", "items": _ref("Link")},
+            },
+        },
+        "FaqDetail": {
+            "allOf": [
+                _ref("Faq"),
+                {
+                    "type": "object",
+                    "required": ["related"],
+                    "properties": {"related": {"type": "array", "items": _ref("IdQuestion")}},
+                },
+            ]
+        },
+        "AskRequest": {
+            "type": "object",
+            "required": ["q"],
+            "properties": {
+                "q": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": max_question_chars,
+                    "description": "The visitor's question; control characters are removed "
+                    "before the length is checked.",
+                },
+                "session": {
+                    "type": "string",
+                    "maxLength": 64,
+                    "description": "Opaque id of the widget's conversation.",
+                },
+                "faq_id": {
+                    **faq_id,
+                    "description": "Answer this FAQ directly (a clicked question chip). An id "
+                    "that no longer exists is ignored and the question is matched as usual.",
+                },
+            },
+        },
+        "Reply": {
+            "type": "object",
+            "required": [
+                "q",
+                "type",
+                "score",
+                "faq",
+                "suggestions",
+                "candidates",
+                "message",
+                "channels",
+                "query_id",
+            ],
+            "properties": {
+                "q": {"type": "string"},
+                "type": {"type": "string", "enum": ["answer", "clarify", "fallback"]},
+                "score": {"type": "number", "minimum": 0, "maximum": 1},
+                "faq": {"oneOf": [_ref("Faq"), {"type": "null"}]},
+                "suggestions": {
+                    "type": "array",
+                    "items": _ref("IdQuestion"),
+                    "description": "Related questions after an answer, the choices of a "
+                    "clarify, the hints of a fallback.",
+                },
+                "candidates": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "question", "score"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "question": {"type": "string"},
+                            "score": {"type": "number"},
+                        },
+                    },
+                },
+                "message": {"type": "string"},
+                "channels": {"type": "array", "items": _ref("Link")},
+                "query_id": {
+                    "type": "string",
+                    "description": "Identifies this question in the query log, for feedback.",
+                },
+            },
+        },
+        "FeedbackRequest": {
+            "type": "object",
+            "required": ["query_id", "helpful"],
+            "properties": {
+                "query_id": {"type": "string"},
+                "helpful": {"type": "boolean"},
+                "comment": {"type": "string", "maxLength": max_comment_chars},
+            },
+        },
+        "Hot": {
+            "type": "object",
+            "required": ["greeting", "questions", "channels"],
+            "properties": {
+                "greeting": {"type": "string"},
+                "questions": {"type": "array", "items": _ref("IdQuestion")},
+                "channels": {"type": "array", "items": _ref("Link")},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "faqs", "index", "database"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "faqs": {"type": "integer", "minimum": 0},
+                "index": {"type": "object"},
+                "database": {"type": "string", "enum": ["ok", "unreachable"]},
+            },
+        },
+    }
+    bad_request = _json(
+        _ref("Error"),
+        "Invalid input (empty or too long question, wrong types, body that is not a JSON object).",
+    )
+    too_large = _json(_ref("Error"), f"The body is larger than {max_content_length} bytes.")
+    wrong_type = _json(_ref("Error"), "The body is not sent as application/json.")
+    limited = _json(_ref("Error"), "Too many requests from this client; see Retry-After.")
+    paths: dict[str, Any] = {
+        "/api/ask": {
+            "post": {
+                "operationId": "ask",
+                "summary": "Answer a visitor's question",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("AskRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Reply"), "An answer, a clarifying question, or hints."),
+                    "400": bad_request,
+                    "413": too_large,
+                    "415": wrong_type,
+                    "429": limited,
+                },
+            }
+        },
+        "/api/suggest": {
+            "get": {
+                "operationId": "suggest",
+                "summary": "Type-ahead: FAQ questions matching what the visitor has typed",
+                "parameters": [
+                    {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["suggestions"],
+                            "properties": {
+                                "suggestions": {
+                                    "type": "array",
+                                    "items": _ref("IdQuestion"),
+                                    "maxItems": suggest_limit,
+                                }
+                            },
+                        },
+                        "Up to the configured number of FAQ questions (none for an empty q).",
+                    )
+                },
+            }
+        },
+        "/api/faq/{faq_id}": {
+            "get": {
+                "operationId": "getFaq",
+                "summary": "One FAQ with its related questions",
+                "parameters": [
+                    {"name": "faq_id", "in": "path", "required": True, "schema": faq_id}
+                ],
+                "responses": {
+                    "200": _json(_ref("FaqDetail"), "The FAQ."),
+                    "404": _json(_ref("Error"), "No FAQ has this id."),
+                },
+            }
+        },
+        "/api/hot": {
+            "get": {
+                "operationId": "hot",
+                "summary": "Greeting, popular questions and human channels for the chat panel",
+                "responses": {"200": _json(_ref("Hot"), "What the widget shows on opening.")},
+            }
+        },
+        "/api/feedback": {
+            "post": {
+                "operationId": "feedback",
+                "summary": "Record whether a reply helped",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("FeedbackRequest")}},
+                },
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["ok"],
+                            "properties": {"ok": {"const": True}},
+                        },
+                        "Recorded.",
+                    ),
+                    "400": bad_request,
+                    "404": _json(_ref("Error"), "No logged question has this query_id."),
+                    "413": too_large,
+                    "415": wrong_type,
+                    "429": limited,
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "operationId": "health",
+                "summary": "Liveness and readiness for load balancers",
+                "responses": {
+                    "200": _json(_ref("Health"), "Serving."),
+                    "503": _json(_ref("Health"), "The query-log database is unreachable."),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1 document."}},
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "智能小城 FAQ chatbot API",
+            "version": "1",
+            "description": "JSON API behind the 智能小城 widget. Errors are "
+            '`{"error": {"code", "message"}}` with a Chinese message for the visitor.',
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
