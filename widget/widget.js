@@ -41,7 +41,7 @@
     close: "关闭在线问答",
     log: "对话记录",
     inputLabel: "请输入您的问题",
-    placeholder: "请输入您的问题，如：占道经营怎么处理",
+    placeholder: "请在这里输入您的问题",
     send: "发送",
     suggestLabel: "推荐问题",
     botSays: "小城：",

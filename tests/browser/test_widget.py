@@ -1,0 +1,449 @@
+"""The 智能小城 widget in a real Chromium against the real server.
+
+Playwright's CSS locators pierce the widget's open shadow root, so
+``page.locator(".xc-input")`` finds the input inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+GREETING = (
+    "您好！我是智能小城，示例市城市管理行政执法局的智能问答助手。"
+    "请问有什么可以帮您？您可以直接输入问题，也可以点击下面的常见问题。"
+)
+VENDOR_Q = "路边有流动摊贩占道经营怎么办？"
+VENDOR_A = "可拨打12345政务服务便民热线反映，执法人员将到场处置。\n反映时请说明具体地点和时间。"
+FINE_Q = "占道经营会被罚款多少钱？"
+MUCK_PERMIT_Q = "渣土车运输要办理什么手续？"
+MUCK_SPILL_Q = "渣土车沿路撒漏怎么处罚？"
+HOTLINE = "拨打12345政务服务便民热线"
+FALLBACK = "抱歉，这个问题我暂时回答不了。您可以换个说法再问一次，或通过下面的人工渠道咨询。"
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def open_widget(page: Page, server) -> None:
+    """Load the demo portal, click the mascot and wait for the greeting."""
+    page.goto(server.url + "/")
+    page.locator(".xc-launcher").click()
+    expect(page.locator(".xc-panel")).to_be_visible()
+    expect(page.locator(".xc-kind-greeting .xc-chip").first).to_be_visible()
+
+
+def ask(page: Page, question: str) -> Locator:
+    """Type ``question``, press Enter and return the bot's reply to it."""
+    replies = page.locator(".xc-msg.xc-bot:not(.xc-typing)")
+    before = replies.count()
+    page.locator(".xc-input").fill(question)
+    page.locator(".xc-input").press("Enter")
+    expect(replies).to_have_count(before + 1)
+    return replies.last
+
+
+def bubbles(page: Page, who: str) -> list[str]:
+    """The text of every message bubble of ``who`` ("user" or "bot")."""
+    return page.locator(f".xc-{who}:not(.xc-typing) .xc-bubble").evaluate_all(
+        "els => els.map(e => e.textContent)"
+    )
+
+
+def shot(page: Page, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"))
+
+
+# --- asking and answering ------------------------------------------------------
+
+
+def test_mascot_opens_a_greeting_with_popular_questions(page, live_server):
+    page.goto(live_server.url + "/")
+    launcher = page.locator(".xc-launcher")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    expect(page.locator(".xc-panel")).to_be_hidden()
+
+    launcher.click()
+
+    panel = page.get_by_role("dialog", name="智能小城在线问答")
+    expect(panel).to_be_visible()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(page.locator(".xc-input")).to_be_focused()
+    greeting = page.locator(".xc-kind-greeting")
+    expect(greeting.locator(".xc-text")).to_have_text(GREETING)
+    expect(greeting.locator(".xc-chip")).to_have_text(
+        ["小城的回答会显示网页代码吗？", MUCK_PERMIT_Q, "夜排档噪声扰民怎么办？", VENDOR_Q]
+    )
+    expect(greeting.locator("a.xc-channel")).to_have_text([HOTLINE, "网上留言（在新窗口打开）"])
+
+
+def test_question_gets_its_answer_with_basis_and_safe_links(page, live_server):
+    open_widget(page, live_server)
+    reply = ask(page, "小摊贩占道")
+
+    expect(reply.locator(".xc-faq-q")).to_have_text(VENDOR_Q)
+    assert reply.locator(".xc-answer").text_content() == VENDOR_A
+    expect(reply.locator(".xc-basis")).to_have_text("依据：《城市市容和环境卫生管理条例》")
+    # The bank's javascript: link is dropped; the message-board link opens safely.
+    links = reply.locator("a.xc-link")
+    expect(links).to_have_count(1)
+    expect(links).to_have_text("网上留言（在新窗口打开）")
+    expect(links).to_have_attribute("href", "https://example.test/liuyan")
+    expect(links).to_have_attribute("target", "_blank")
+    expect(links).to_have_attribute("rel", "noopener noreferrer")
+    assert page.locator("a[href^='javascript']").count() == 0
+    expect(reply.locator(".xc-chips-block .xc-label")).to_have_text("您可能还想问：")
+    expect(reply.locator(".xc-chip")).to_have_text([FINE_Q, "夜排档噪声扰民怎么办？"])
+    assert bubbles(page, "user") == ["您：小摊贩占道"]
+
+
+def test_typing_indicator_shows_while_waiting(page, live_server):
+    open_widget(page, live_server)
+    page.locator(".xc-input").fill("小摊贩占道")
+    page.locator(".xc-input").press("Enter")
+    typing = page.locator(".xc-typing")
+    expect(typing).to_be_visible()
+    expect(typing).to_have_text(re.compile("小城正在查找答案"))
+    expect(page.locator(".xc-kind-answer")).to_be_visible()
+    expect(typing).to_be_hidden()
+
+
+def test_related_chip_answers_that_exact_faq(page, live_server):
+    open_widget(page, live_server)
+    ask(page, "小摊贩占道")
+
+    with page.expect_request("**/api/ask") as request:
+        page.locator(".xc-kind-answer .xc-chip", has_text=FINE_Q).click()
+    assert request.value.post_data_json["faq_id"] == "vendor-fine"
+    assert request.value.post_data_json["q"] == FINE_Q
+
+    answer = page.locator(".xc-kind-answer").last
+    expect(answer.locator(".xc-faq-q")).to_have_text(FINE_Q)
+    assert bubbles(page, "user") == ["您：小摊贩占道", f"您：{FINE_Q}"]
+    expect(page.locator(".xc-input")).to_be_focused()
+
+
+def test_clarify_offers_choices_and_a_choice_answers(page, live_server):
+    open_widget(page, live_server)
+    reply = ask(page, "渣土")
+
+    expect(reply).to_have_class(re.compile("xc-kind-clarify"))
+    expect(reply.locator(".xc-text")).to_have_text("您是不是想问：")
+    expect(reply.locator(".xc-chip")).to_have_text([MUCK_SPILL_Q, MUCK_PERMIT_Q])
+    reply.locator(".xc-chip", has_text=MUCK_PERMIT_Q).click()
+
+    answer = page.locator(".xc-kind-answer").last
+    expect(answer.locator(".xc-faq-q")).to_have_text(MUCK_PERMIT_Q)
+    expect(answer.locator(".xc-answer")).to_have_text(
+        "运输建筑垃圾（渣土）须依法办理处置核准手续，车辆应密闭运输。"
+    )
+
+
+def test_fallback_offers_the_hotline_and_the_message_board(page, live_server):
+    open_widget(page, live_server)
+    reply = ask(page, "今天天气怎么样")
+
+    expect(reply).to_have_class(re.compile("xc-kind-fallback"))
+    expect(reply.locator(".xc-text")).to_contain_text(FALLBACK)
+    hotline = reply.locator("a.xc-channel", has_text=HOTLINE)
+    expect(hotline).to_have_attribute("href", "tel:12345")
+    assert hotline.get_attribute("target") is None
+    board = reply.locator("a.xc-channel", has_text="网上留言")
+    expect(board).to_have_attribute("href", "https://example.test/liuyan")
+    expect(board).to_have_attribute("rel", "noopener noreferrer")
+    expect(reply.locator(".xc-feedback")).to_have_count(0)
+
+
+def test_feedback_is_recorded_in_the_query_log(page, live_server):
+    open_widget(page, live_server)
+    with page.expect_response("**/api/ask") as first:
+        reply = ask(page, "小摊贩占道")
+    up_id = first.value.json()["query_id"]
+    reply.get_by_role("button", name="有帮助").click()
+
+    expect(reply.locator(".xc-thanks")).to_have_text("感谢您的反馈！")
+    expect(reply.get_by_role("button", name="有帮助")).to_be_disabled()
+    expect(reply.get_by_role("button", name="没帮助")).to_be_disabled()
+    expect(reply.get_by_role("button", name="有帮助")).to_have_attribute("aria-pressed", "true")
+
+    with page.expect_response("**/api/ask") as second:
+        other = ask(page, "渣土车撒漏罚款")
+    down_id = second.value.json()["query_id"]
+    other.get_by_role("button", name="没帮助").click()
+    expect(other.locator(".xc-thanks")).to_have_text("感谢您的反馈，我们会继续改进。")
+
+    querylog = live_server.app.extensions["xiaocheng"].querylog
+    assert querylog.flush(timeout=10)
+    verdicts = {str(row["query_id"]): (row["helpful"], row["faq_id"]) for row in querylog.feedback()}
+    assert verdicts[str(up_id)] == (True, "vendor-report")
+    assert verdicts[str(down_id)] == (False, "muck-spill")
+
+
+# --- keyboard, phone, large text ------------------------------------------------
+
+
+def test_keyboard_only_flow(page, live_server):
+    page.goto(live_server.url + "/")
+    launcher = page.locator(".xc-launcher")
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        if launcher.evaluate("el => el.getRootNode().activeElement === el"):
+            break
+    else:
+        pytest.fail("Tab never reached the mascot button")
+    page.keyboard.press("Enter")
+    expect(page.locator(".xc-input")).to_be_focused()
+    expect(page.locator(".xc-kind-greeting")).to_be_visible()
+
+    # Type-ahead: a listbox the arrow keys move through, Enter picks.
+    page.keyboard.type("占道")
+    listbox = page.get_by_role("listbox", name="推荐问题")
+    expect(listbox).to_be_visible()
+    expect(page.locator(".xc-input")).to_have_attribute("aria-expanded", "true")
+    expect(listbox.get_by_role("option")).to_have_text([FINE_Q, VENDOR_Q])
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator(".xc-input")).to_have_attribute("aria-activedescendant", "xc-opt-1")
+    expect(listbox.get_by_role("option").nth(1)).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Enter")
+    expect(page.locator(".xc-kind-answer .xc-faq-q")).to_have_text(VENDOR_Q)
+    expect(listbox).to_be_hidden()
+
+    # Esc closes the list first, then the panel, and focus returns to the mascot.
+    page.keyboard.type("渣土")
+    expect(listbox).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(listbox).to_be_hidden()
+    expect(page.locator(".xc-panel")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator(".xc-panel")).to_be_hidden()
+    assert launcher.evaluate("el => el.getRootNode().activeElement === el")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+
+    # Reopen with the keyboard; Shift+Tab walks back from the input through the
+    # conversation to the header's buttons.
+    page.keyboard.press("Enter")
+    expect(page.locator(".xc-input")).to_be_focused()
+    expect(page.locator(".xc-kind-answer")).to_be_visible()
+    order = []
+    for _ in range(14):
+        page.keyboard.press("Shift+Tab")
+        order.append(
+            page.evaluate(
+                "() => { const a = document.activeElement.shadowRoot?.activeElement;"
+                " return a ? (a.getAttribute('aria-label') || a.textContent.trim()) : null }"
+            )
+        )
+    board = "网上留言（在新窗口打开）"
+    assert order == [
+        *["夜排档噪声扰民怎么办？", FINE_Q, "没帮助", "有帮助", board],  # the answer
+        *[board, HOTLINE, VENDOR_Q, "夜排档噪声扰民怎么办？", MUCK_PERMIT_Q],  # the greeting
+        *["小城的回答会显示网页代码吗？", "对话记录", "关闭在线问答", "大字模式"],
+    ]
+
+
+def test_enter_on_empty_input_sends_nothing(page, live_server):
+    open_widget(page, live_server)
+    page.locator(".xc-input").fill("   ")
+    page.locator(".xc-input").press("Enter")
+    expect(page.locator(".xc-hint")).to_have_text("请先输入您的问题。")
+    assert bubbles(page, "user") == []
+
+
+def test_phone_panel_fills_the_screen(new_page, live_server, artifacts):
+    page = new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    page.goto(live_server.url + "/")
+    launcher = page.locator(".xc-launcher")
+    box = launcher.bounding_box()
+    assert box["x"] + box["width"] <= PHONE["width"] and box["y"] + box["height"] <= PHONE["height"]
+    assert box["x"] > PHONE["width"] / 2 and box["y"] > PHONE["height"] / 2  # bottom-right
+    shot(page, artifacts, "phone-closed")
+
+    launcher.tap()
+    expect(page.locator(".xc-kind-greeting .xc-chip").first).to_be_visible()
+    page.locator(".xc-kind-greeting .xc-chip", has_text=VENDOR_Q).tap()
+    expect(page.locator(".xc-kind-answer")).to_be_visible()
+
+    panel = page.locator(".xc-panel").bounding_box()
+    assert panel == {"x": 0, "y": 0, "width": PHONE["width"], "height": PHONE["height"]}
+    expect(launcher).to_be_hidden()
+    # Nothing wider than the screen: no sideways scrolling.
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, artifacts, "phone-answer")
+
+
+def test_large_text_mode_is_a_persisted_toggle(page, live_server, artifacts):
+    open_widget(page, live_server)
+    ask(page, "小摊贩占道")
+    toggle = page.get_by_role("button", name="大字模式")
+    answer = page.locator(".xc-answer")
+    assert answer.evaluate("el => getComputedStyle(el).fontSize") == "16px"
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    assert answer.evaluate("el => getComputedStyle(el).fontSize") == "20px"
+    shot(page, artifacts, "desktop-large-text")
+
+    page.reload()
+    expect(page.locator(".xc-answer")).to_be_visible()
+    expect(page.get_by_role("button", name="大字模式")).to_have_attribute("aria-pressed", "true")
+    assert page.locator(".xc-answer").evaluate("el => getComputedStyle(el).fontSize") == "20px"
+
+
+# --- safety ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ["<img src=x onerror=window.__xss=1>", "<script>window.__xss=1</script>"],
+)
+def test_script_injection_shows_as_text_and_runs_nothing(new_page, live_server, payload):
+    # Without the CSP, so that this checks the widget itself and not only the header.
+    page = new_page(bypass_csp=True)
+    open_widget(page, live_server)
+    ask(page, payload)
+    # Bank text that looks like markup is shown as text too.
+    reply = ask(page, "回答里有尖括号")
+    expect(reply.locator(".xc-answer")).to_have_text(
+        "不会执行。例如 <img src=x onerror=window.__xss=2> 和 "
+        "<script>window.__xss=3</script> 只会原样显示为文字。"
+    )
+    page.wait_for_timeout(300)  # give an injected onerror handler time to fire
+
+    assert bubbles(page, "user")[0] == f"您：{payload}"
+    assert page.evaluate("() => window.__xss") is None
+    shadow_tags = page.locator("#xiaocheng-widget").evaluate(
+        "host => [...host.shadowRoot.querySelectorAll('*')].map(e => e.localName)"
+    )
+    assert "script" not in shadow_tags
+    foreign_images = page.locator("#xiaocheng-widget").evaluate(
+        "host => [...host.shadowRoot.querySelectorAll('img')]"
+        ".map(e => e.getAttribute('src')).filter(s => !s.endsWith('/widget/mascot.svg'))"
+    )
+    assert foreign_images == []
+
+
+def test_conversation_survives_navigation_and_reload(page, live_server):
+    open_widget(page, live_server)
+    ask(page, "小摊贩占道")
+    page.locator(".xc-kind-answer").get_by_role("button", name="有帮助").click()
+    expect(page.locator(".xc-thanks")).to_have_text("感谢您的反馈！")
+    before = bubbles(page, "bot")
+
+    page.get_by_role("link", name="机构概况").click()
+    page.wait_for_url("**/?lanmu=jggk")
+    expect(page.locator(".xc-panel")).to_be_visible()
+    assert bubbles(page, "bot") == before
+    assert bubbles(page, "user") == ["您：小摊贩占道"]
+    # The feedback already given stays given.
+    expect(page.get_by_role("button", name="有帮助")).to_be_disabled()
+    # Reopening after navigation does not steal focus from the new page.
+    assert page.evaluate("() => document.activeElement === document.body")
+
+    page.locator(".xc-close").click()
+    page.reload()
+    expect(page.locator(".xc-launcher")).to_have_attribute("aria-expanded", "false")
+    expect(page.locator(".xc-panel")).to_be_hidden()
+    page.locator(".xc-launcher").click()
+    assert bubbles(page, "bot") == before  # no second greeting
+
+    # A new tab is a new session: it starts afresh.
+    other = page.context.new_page()
+    other.goto(live_server.url + "/")
+    other.locator(".xc-launcher").click()
+    expect(other.locator(".xc-kind-greeting")).to_have_count(1)
+    assert bubbles(other, "user") == []
+
+
+# --- errors --------------------------------------------------------------------
+
+
+def test_rate_limit_shows_the_services_chinese_message(page, console, serve_app):
+    server = serve_app(RATELIMIT_ENABLED=True, RATELIMIT_ASK="2/minute")
+    console.expected.append("status of 429")  # the browser logs the refused request itself
+    open_widget(page, server)
+    ask(page, "小摊贩占道")
+    ask(page, "渣土")
+    with page.expect_response("**/api/ask") as third:
+        reply = ask(page, "夜市太吵了")
+    assert third.value.status == 429
+    expect(reply.locator(".xc-error")).to_have_text("您的提问太频繁了，请稍等一会儿再试。")
+    expect(reply.locator("a.xc-channel", has_text=HOTLINE)).to_have_attribute("href", "tel:12345")
+
+
+def test_unreachable_service_shows_a_friendly_message(page, console, serve_app):
+    server = serve_app()
+    console.expected.append("ERR_CONNECTION_REFUSED")
+    open_widget(page, server)
+    server.stop()
+    reply = ask(page, "小摊贩占道")
+    expect(reply.locator(".xc-error")).to_have_text("网络连接好像出了点问题，请检查网络后再试。")
+
+
+# --- accessibility audit and screenshots --------------------------------------------
+
+
+def run_axe(page: Page) -> dict:
+    return page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ['violations', 'incomplete']});
+            const brief = list => list.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary}))}));
+            return {violations: brief(r.violations), incomplete: brief(r.incomplete),
+                    shadowPasses: r.passes.flatMap(p => p.nodes)
+                        .filter(n => Array.isArray(n.target[0])).length};
+        }"""
+    )
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_axe_finds_no_violations_with_the_panel_open(
+    new_page, console, live_server, axe_source, artifacts, viewport
+):
+    page = new_page(viewport=viewport)
+    # An init script is not subject to the page's CSP, unlike an injected <script>.
+    page.context.add_init_script(path=str(axe_source))
+    page.goto(live_server.url + "/")
+    name = "desktop" if viewport == DESKTOP else "phone"
+    if viewport == DESKTOP:
+        shot(page, artifacts, "desktop-closed")
+    open_widget(page, live_server)
+    shot(page, artifacts, f"{name}-greeting")
+    ask(page, "渣土")
+    reply = ask(page, "小摊贩占道")
+    reply.get_by_role("button", name="有帮助").click()
+    expect(reply.locator(".xc-thanks")).to_have_text("感谢您的反馈！")
+    ask(page, "今天天气怎么样")
+    page.locator(".xc-input").fill("占道")
+    expect(page.get_by_role("listbox")).to_be_visible()
+    page.locator(".xc-input").press("ArrowDown")
+    page.wait_for_timeout(400)  # let the panel's entrance animation finish
+    shot(page, artifacts, f"{name}-conversation")
+    assert console.errors == []
+
+    result = run_axe(page)
+    console.errors.clear()  # axe probes with inline styles, which the CSP rightly refuses
+
+    assert result["violations"] == [], json.dumps(result["violations"], ensure_ascii=False, indent=1)
+    assert result["incomplete"] == [], json.dumps(result["incomplete"], ensure_ascii=False, indent=1)
+    # The audit did look inside the widget's shadow root.
+    assert result["shadowPasses"] >= 10
+
+    # ... and would have caught a fault there.
+    page.locator("#xiaocheng-widget").evaluate(
+        "host => host.shadowRoot.querySelector('.xc-compose').append(document.createElement('button'))"
+    )
+    broken = run_axe(page)
+    console.errors.clear()
+    assert [v["id"] for v in broken["violations"]] == ["button-name"]
