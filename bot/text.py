@@ -101,7 +101,9 @@ class TextPipeline:
         """Replace a typo that sounds like a domain word (违张搭建 → 违章搭建).
 
         A stretch is replaced only when its toneless pinyin equals exactly one
-        domain word's and at least half of its characters already agree.
+        domain word's, at least half of its characters already agree, and it
+        is not a word in its own right nor part of a word with its neighbours
+        (so 停几天 keeps 几天 and is not read as 停机).
         """
         if not self._homophones:
             return text
@@ -112,7 +114,14 @@ class TextPipeline:
             for size in range(min(_MAX_HOMOPHONE, len(text) - i), 1, -1):
                 word = self._homophones.get(tuple(syllables[i : i + size]))
                 piece = text[i : i + size]
-                if word and word != piece and _agree(word, piece) * 2 >= size:
+                if (
+                    word
+                    and word != piece
+                    and _agree(word, piece) * 2 >= size
+                    and not self._is_word(piece)
+                    and not self._is_word(text[max(i - 1, 0) : i + 1])
+                    and not self._is_word(text[i + size - 1 : i + size + 1])
+                ):
                     out.append(word)
                     i += size
                     break
@@ -120,6 +129,9 @@ class TextPipeline:
                 out.append(text[i])
                 i += 1
         return "".join(out)
+
+    def _is_word(self, piece: str) -> bool:
+        return len(piece) > 1 and bool(self._tk.FREQ.get(piece))
 
     def prepare(self, question: str) -> Prepared:
         """Normalise, fix homophones, segment, map synonyms, drop stop words, add pinyin."""

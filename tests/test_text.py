@@ -15,7 +15,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> TextPipeline:
         dict_path=Path(__file__).parent / "data" / "mini_faq" / "dict.txt",
         synonyms={"违章搭建": "违法建筑", "违建": "违法建筑", "路边摊": "流动摊贩"},
         cache_dir=tmp_path_factory.mktemp("jieba"),
-        extra_words=("城管", "双随机一公开"),
+        extra_words=("城管", "双随机一公开", "停机"),
     )
 
 
@@ -52,7 +52,12 @@ def test_synonyms_map_to_the_canonical_word(pipeline: TextPipeline) -> None:
 
 def test_homophone_typo_is_fixed(pipeline: TextPipeline) -> None:
     assert pipeline.prepare("违张搭建咋整").text.startswith("违法建筑")
-    assert pipeline.fix_homophones("城关") == "城管"
+    assert pipeline.fix_homophones("站道经营") == "占道经营"
+
+
+def test_homophone_fix_leaves_real_words_alone(pipeline: TextPipeline) -> None:
+    assert pipeline.fix_homophones("停几天") == "停几天"  # 停机 sounds alike, but 几天 is a word
+    assert pipeline.fix_homophones("城关") == "城关"  # a word (a place name) in its own right
 
 
 def test_a_stretch_that_shares_too_few_characters_is_left_alone(pipeline: TextPipeline) -> None:
