@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
+from werkzeug.serving import make_server
 
 pytestmark = pytest.mark.browser
 
@@ -183,7 +185,7 @@ def test_feedback_is_recorded_in_the_query_log(page, live_server):
 
     querylog = live_server.app.extensions["xiaocheng"].querylog
     assert querylog.flush(timeout=10)
-    verdicts = {str(row["query_id"]): (row["helpful"], row["faq_id"]) for row in querylog.feedback()}
+    verdicts = {str(r["query_id"]): (r["helpful"], r["faq_id"]) for r in querylog.feedback()}
     assert verdicts[str(up_id)] == (True, "vendor-report")
     assert verdicts[str(down_id)] == (False, "muck-spill")
 
@@ -365,6 +367,45 @@ def test_conversation_survives_navigation_and_reload(page, live_server):
     assert bubbles(other, "user") == []
 
 
+def test_one_tag_embeds_the_widget_in_a_portal_on_another_origin(page, serve_app):
+    # The portal is someone else's plain page on another origin, holding only the tag.
+    pages: dict[str, bytes] = {}
+
+    def portal_app(environ, start_response):
+        if environ["PATH_INFO"] not in pages:
+            start_response("204 No Content", [])  # e.g. the browser's favicon request
+            return []
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [pages[environ["PATH_INFO"]]]
+
+    portal = make_server("127.0.0.1", 0, portal_app)
+    origin = f"http://127.0.0.1:{portal.server_port}"
+    server = serve_app(CORS_ORIGINS=[origin])
+    pages["/"] = (
+        '<!DOCTYPE html><html lang="zh-CN"><title>门户</title><main><h1>门户</h1></main>'
+        f'<script src="{server.url}/widget.js" data-endpoint="{server.url}" defer></script>'
+    ).encode()
+    thread = threading.Thread(target=portal.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page.goto(f"{origin}/")
+        page.locator(".xc-launcher").click()
+        expect(page.locator(".xc-kind-greeting .xc-chip").first).to_be_visible()
+        reply = ask(page, "小摊贩占道")
+        expect(reply.locator(".xc-faq-q")).to_have_text(VENDOR_Q)
+        reply.get_by_role("button", name="有帮助").click()
+        expect(reply.locator(".xc-thanks")).to_have_text("感谢您的反馈！")
+        # Styles and mascot came from beside the script, on the service's origin.
+        assert page.locator(".xc-panel").evaluate("el => getComputedStyle(el).position") == "fixed"
+        mascot = page.locator(".xc-launcher-img")
+        expect(mascot).to_have_attribute("src", f"{server.url}/widget/mascot.svg")
+        assert mascot.evaluate("img => img.naturalWidth") > 0
+    finally:
+        portal.shutdown()
+        portal.server_close()
+        thread.join(timeout=10)
+
+
 # --- errors --------------------------------------------------------------------
 
 
@@ -407,6 +448,10 @@ def run_axe(page: Page) -> dict:
     )
 
 
+def dump(results: list) -> str:
+    return json.dumps(results, ensure_ascii=False, indent=1)
+
+
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_axe_finds_no_violations_with_the_panel_open(
     new_page, console, live_server, axe_source, artifacts, viewport
@@ -435,14 +480,15 @@ def test_axe_finds_no_violations_with_the_panel_open(
     result = run_axe(page)
     console.errors.clear()  # axe probes with inline styles, which the CSP rightly refuses
 
-    assert result["violations"] == [], json.dumps(result["violations"], ensure_ascii=False, indent=1)
-    assert result["incomplete"] == [], json.dumps(result["incomplete"], ensure_ascii=False, indent=1)
+    assert result["violations"] == [], dump(result["violations"])
+    assert result["incomplete"] == [], dump(result["incomplete"])
     # The audit did look inside the widget's shadow root.
     assert result["shadowPasses"] >= 10
 
     # ... and would have caught a fault there.
     page.locator("#xiaocheng-widget").evaluate(
-        "host => host.shadowRoot.querySelector('.xc-compose').append(document.createElement('button'))"
+        "host => host.shadowRoot.querySelector('.xc-compose')"
+        ".append(document.createElement('button'))"
     )
     broken = run_axe(page)
     console.errors.clear()
