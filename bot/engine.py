@@ -138,7 +138,7 @@ class Bot:
             return self._fallback(q, p, Decision("fallback", 0.0), message=MSG_EMPTY)
         cands = self.matcher.rank(p)
         outside = self.hints.outside_topic(p) is not None
-        decision = self.matcher.decide(cands, outside=outside)
+        decision = self.matcher.decide(p, cands, outside=outside)
         if decision.type == "answer":
             return self._answer(q, p, decision.score, cands[0].pos, cands)
         if decision.type == "clarify":

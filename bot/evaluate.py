@@ -20,7 +20,6 @@ import yaml
 from .bank import shown_path
 from .engine import Bot
 from .errors import BankError, BankIssue
-from .matcher import Candidate
 
 __all__ = [
     "Labelled",
@@ -34,6 +33,7 @@ __all__ = [
 ]
 
 FALLBACK = "fallback"
+_COEFS = ("raw_coef", "margin_coef", "coverage_coef", "unknown_coef")
 
 
 @dataclass(frozen=True)
@@ -166,13 +166,6 @@ def self_retrieval(bot: Bot) -> tuple[int, list[tuple[str, str, str | None]]]:
     return total, failures
 
 
-def _features(cands: list[Candidate]) -> tuple[float, float]:
-    if not cands:
-        return 0.0, 0.0
-    second = cands[1].raw if len(cands) > 1 else 0.0
-    return cands[0].raw, cands[0].raw - second
-
-
 def fit_thresholds(
     bot: Bot,
     items: list[Labelled],
@@ -183,7 +176,7 @@ def fit_thresholds(
     """Fit the calibration curve and the answer / clarify thresholds on ``items``.
 
     The calibration is a logistic regression of "the best FAQ is the right
-    one" on the best raw score and its margin. The answer threshold is the
+    one" on the matcher's Evidence (raw score, margin, coverage, unknown words). The answer threshold is the
     lowest that keeps wrong answers and answered out-of-remit questions
     within the given rates; the clarify threshold is the lowest that keeps
     out-of-remit questions from being offered choices more than twice that.
@@ -194,23 +187,18 @@ def fit_thresholds(
     for item in items:
         p = bot.pipeline.prepare(item.q)
         cands = bot.matcher.rank(p)
+        ev = bot.matcher.evidence(p, cands)
         outside = bot.hints.outside_topic(p) is not None
-        raw, margin = _features(cands)
         top = bot.bank.faqs[cands[0].pos].id if cands else None
         gold_in = item.id != FALLBACK
-        choices = {
-            bot.bank.faqs[c.pos].id
-            for c in cands
-            if raw - c.raw <= bot.matcher.config.clarify_window
-        }
-        rows.append((raw, margin, gold_in and top == item.id, gold_in, outside, item.id in choices))
-    x = np.array([[r[0], r[1]] for r in rows])
+        rows.append((ev.raw, ev.vector(), gold_in and top == item.id, gold_in, outside))
+    x = np.array([r[1] for r in rows])
     y = np.array([r[2] for r in rows], dtype=int)
     if len(set(y.tolist())) < 2:
         raise ValueError("the labelled questions need both right and wrong top-1 results to fit")
-    model = LogisticRegression(C=100.0).fit(x, y)
+    model = LogisticRegression(C=100.0, max_iter=1000).fit(x, y)
     bias = float(model.intercept_[0])
-    raw_coef, margin_coef = (float(v) for v in model.coef_[0])
+    coefs = dict(zip(_COEFS, (float(v) for v in model.coef_[0]), strict=True))
     probs = model.predict_proba(x)[:, 1]
     override = bot.matcher.config.outside_override
     n_in = sum(r[3] for r in rows) or 1
@@ -237,8 +225,7 @@ def fit_thresholds(
             break
     return {
         "bias": round(bias, 4),
-        "raw_coef": round(raw_coef, 4),
-        "margin_coef": round(margin_coef, 4),
+        **{name: round(value, 4) for name, value in coefs.items()},
         "answer": round(best_answer, 2),
         "clarify": round(best_clarify, 2),
     }

@@ -108,6 +108,11 @@ class Index:
     def n_rows(self) -> int:
         return len(self.row_faq)
 
+    def rows_of(self, pos: int) -> range:
+        """The rows of the FAQ at ``pos`` (rows are built FAQ by FAQ, in bank order)."""
+        start, end = np.searchsorted(self.row_faq, [pos, pos + 1])
+        return range(int(start), int(end))
+
     # --- building ------------------------------------------------------------
 
     @classmethod
@@ -121,6 +126,7 @@ class Index:
         """Fit the three TF-IDF blocks over ``rows`` of (FAQ position, prepared text)."""
         if not rows:
             raise IndexArtifactError("cannot build an index from an empty bank")
+        rows = sorted(rows, key=lambda row: row[0])  # rows_of() relies on FAQ order
         feats = [features(p) for _, p in rows]
         weights = (settings.word_weight, settings.char_weight, settings.pinyin_weight)
         blocks, matrices, offset = [], [], 0

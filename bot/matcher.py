@@ -4,8 +4,11 @@ The index gives each FAQ its best TF-IDF similarity. The reranker mixes in
 two edit-distance similarities (rapidfuzz) computed against every question
 of the FAQ: on the normalised text and on its pinyin, so a homophone typo
 costs little. The raw mix is mapped to a calibrated score by a logistic
-curve fitted on labelled development questions (``python -m bot fit``),
-whose inputs are the best raw score and its margin over the next FAQ.
+curve fitted on labelled development questions (``python -m bot fit``).
+Its inputs (:class:`Evidence`) are the best raw score, its margin over the
+next FAQ, how much of the question the best FAQ's wording covers, and the
+share of the question's words the bank has never seen — the last two tell
+a question about another subject (社保, 驾照) from a loosely worded one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from rapidfuzz import fuzz
 from .index import Index
 from .text import Prepared
 
-__all__ = ["Candidate", "Decision", "MatcherConfig", "Matcher"]
+__all__ = ["Candidate", "Decision", "Evidence", "MatcherConfig", "Matcher"]
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,13 @@ class MatcherConfig:
     fuzz_weight: float = 0.30
     pinyin_weight: float = 0.15
     k: int = 10
-    # calibrated score = sigmoid(bias + raw_coef * raw + margin_coef * margin)
+    # calibrated score = sigmoid(bias + raw_coef * raw + margin_coef * margin
+    #                            + coverage_coef * coverage + unknown_coef * unknown)
     bias: float = -6.0
     raw_coef: float = 10.0
     margin_coef: float = 6.0
+    coverage_coef: float = 0.0
+    unknown_coef: float = 0.0
     answer: float = 0.5  # calibrated score from which the best FAQ is answered
     clarify: float = 0.15  # calibrated score from which close FAQs are offered
     clarify_window: float = 0.12  # raw distance from the best within which FAQs are offered
@@ -60,6 +66,19 @@ class Candidate:
     retrieval: float
     fuzz: float
     pinyin: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the calibration curve looks at for the best candidate."""
+
+    raw: float
+    margin: float
+    coverage: float  # IDF-weighted share of the question's character bigrams in the FAQ's wording
+    unknown: float  # share of the question's content words that no bank question uses
+
+    def vector(self) -> list[float]:
+        return [self.raw, self.margin, self.coverage, self.unknown]
 
 
 @dataclass(frozen=True)
@@ -97,18 +116,42 @@ class Matcher:
         out.sort(key=lambda x: -x.raw)
         return out
 
-    def calibrate(self, raw: float, margin: float) -> float:
-        c = self.config
-        return _sigmoid(c.bias + c.raw_coef * raw + c.margin_coef * margin)
+    def evidence(self, p: Prepared, cands: list[Candidate]) -> Evidence:
+        if not cands:
+            return Evidence(0.0, 0.0, 0.0, 1.0 if p.words else 0.0)
+        best = cands[0]
+        margin = best.raw - (cands[1].raw if len(cands) > 1 else 0.0)
+        return Evidence(best.raw, margin, self._coverage(p, best.pos), self._unknown(p))
 
-    def decide(self, cands: list[Candidate], *, outside: bool = False) -> Decision:
+    def _coverage(self, p: Prepared, pos: int) -> float:
+        block = self.index.blocks[1]  # character n-grams carry the IDF of bigrams
+        top = float(block.idf.max())
+        rows = self.index.rows_of(pos)
+        theirs = set().union(*(_bigrams(self.index.row_text[r]) for r in rows))
+        mine = _bigrams(p.text)
+        weights = {g: float(block.idf[block.vocab[g]]) if g in block.vocab else top for g in mine}
+        total = sum(weights.values())
+        return sum(w for g, w in weights.items() if g in theirs) / total if total else 0.0
+
+    def _unknown(self, p: Prepared) -> float:
+        if not p.words:
+            return 0.0
+        vocab = self.index.blocks[0].vocab
+        return sum(w not in vocab for w in p.words) / len(p.words)
+
+    def calibrate(self, ev: Evidence) -> float:
+        c = self.config
+        z = c.bias + c.raw_coef * ev.raw + c.margin_coef * ev.margin
+        z += c.coverage_coef * ev.coverage + c.unknown_coef * ev.unknown
+        return _sigmoid(z)
+
+    def decide(self, p: Prepared, cands: list[Candidate], *, outside: bool = False) -> Decision:
         """Answer when the best is good and clearly ahead; clarify when close; else fall back."""
         c = self.config
         if not cands:
             return Decision("fallback", 0.0)
         best = cands[0]
-        margin = best.raw - (cands[1].raw if len(cands) > 1 else 0.0)
-        score = self.calibrate(best.raw, margin)
+        score = self.calibrate(self.evidence(p, cands))
         if outside and best.raw < c.outside_override:
             return Decision("fallback", score, cands)
         if score >= c.answer:
@@ -117,3 +160,8 @@ class Matcher:
             close = [x for x in cands if best.raw - x.raw <= c.clarify_window]
             return Decision("clarify", score, cands, close[: c.max_choices])
         return Decision("fallback", score, cands)
+
+
+def _bigrams(text: str) -> set[str]:
+    text = text.replace(" ", "")
+    return {text[i : i + 2] for i in range(len(text) - 1)} or {text}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot import Bot
-from bot.matcher import Candidate, Matcher, MatcherConfig
+from bot.matcher import Candidate, Evidence, Matcher, MatcherConfig
 
 CONTRACT_KEYS = {"q", "type", "score", "faq", "suggestions", "candidates", "message", "channels"}
 
@@ -120,19 +120,35 @@ def cand(pos: int, raw: float) -> Candidate:
 
 def test_decide_answer_clarify_fallback(bot: Bot) -> None:
     m = Matcher(bot.index, MatcherConfig(answer=0.6, clarify=0.3, clarify_window=0.1))
-    clear = m.decide([cand(0, 0.9), cand(1, 0.3)])
+    p = bot.pipeline.prepare("违法建筑")
+    clear = m.decide(p, [cand(0, 0.9), cand(1, 0.3)])
     assert clear.type == "answer"
-    close = m.decide([cand(0, 0.6), cand(1, 0.58), cand(2, 0.55), cand(3, 0.2)])
+    close = m.decide(p, [cand(0, 0.6), cand(1, 0.58), cand(2, 0.55), cand(3, 0.2)])
     assert close.type == "clarify" and [c.pos for c in close.choices] == [0, 1, 2]
-    assert m.decide([cand(0, 0.1)]).type == "fallback"
-    assert m.decide([]).type == "fallback"
-    assert m.decide([cand(0, 0.85), cand(1, 0.1)], outside=True).type == "fallback"
-    assert m.decide([cand(0, 0.95), cand(1, 0.1)], outside=True).type == "answer"
+    assert m.decide(p, [cand(0, 0.1)]).type == "fallback"
+    assert m.decide(p, []).type == "fallback"
+    assert m.decide(p, [cand(0, 0.85), cand(1, 0.1)], outside=True).type == "fallback"
+    assert m.decide(p, [cand(0, 0.95), cand(1, 0.1)], outside=True).type == "answer"
 
 
-def test_calibrated_score_rises_with_raw_and_margin(bot: Bot) -> None:
-    m = Matcher(bot.index, MatcherConfig())
-    assert m.calibrate(0.3, 0.0) < m.calibrate(0.6, 0.0) < m.calibrate(0.6, 0.3) <= 1.0
+def test_evidence_coverage_and_unknown_words(bot: Bot) -> None:
+    m = bot.matcher
+    p = bot.pipeline.prepare("如何举报违法建筑")
+    ev = m.evidence(p, m.rank(p))
+    assert ev.coverage == pytest.approx(1.0) and ev.unknown == 0.0
+    p = bot.pipeline.prepare("公积金怎么举报")
+    ev = m.evidence(p, m.rank(p))
+    assert ev.unknown == pytest.approx(0.5)  # 公积金 is no bank word; 举报 is
+    assert 0.0 < ev.coverage < 1.0
+
+
+def test_calibrated_score_rises_with_each_kind_of_evidence(bot: Bot) -> None:
+    m = Matcher(bot.index, MatcherConfig(coverage_coef=2.0, unknown_coef=-2.0))
+    base = Evidence(0.5, 0.1, 0.5, 0.5)
+    assert m.calibrate(base) < m.calibrate(Evidence(0.6, 0.1, 0.5, 0.5))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.2, 0.5, 0.5))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.9, 0.5))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.5, 0.0)) <= 1.0
 
 
 def test_thresholds_come_from_the_bank(faq_dir: Path, jieba_cache: Path) -> None:
