@@ -176,10 +176,11 @@ def fit_thresholds(
     """Fit the calibration curve and the answer / clarify thresholds on ``items``.
 
     The calibration is a logistic regression of "the best FAQ is the right
-    one" on the matcher's Evidence (raw score, margin, coverage, unknown words). The answer threshold is the
-    lowest that keeps wrong answers and answered out-of-remit questions
-    within the given rates; the clarify threshold is the lowest that keeps
-    out-of-remit questions from being offered choices more than twice that.
+    one" on the matcher's Evidence (raw score, margin, coverage, unknown
+    words). The answer threshold is the lowest that keeps wrong answers and
+    answered out-of-remit questions within the given rates; the clarify
+    threshold is the lowest that keeps out-of-remit questions from being
+    offered choices more than twice that.
     """
     from sklearn.linear_model import LogisticRegression
 
