@@ -49,12 +49,12 @@ class LiveServer:
         self.app.extensions["xiaocheng"].close()
 
 
-def serve(tmp: Path, **overrides: Any) -> LiveServer:
+def serve(tmp: Path, index_path: Path, **overrides: Any) -> LiveServer:
     """Create the app with the fixture bank under ``tmp`` and serve it on a free port."""
     config = {
         "TESTING": True,
         "FAQ_DIR": str(FAQ_DIR),
-        "INDEX_PATH": str(tmp / "index.pkl"),
+        "INDEX_PATH": str(index_path),
         "DATABASE_URL": f"sqlite:///{tmp / 'querylog.db'}",
         "RATELIMIT_ENABLED": False,
         **overrides,
@@ -67,8 +67,14 @@ def serve(tmp: Path, **overrides: Any) -> LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve(tmp_path_factory.mktemp("live"))
+def index_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One index artifact for every app of the session: the first app builds it."""
+    return tmp_path_factory.mktemp("index") / "index.pkl"
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory, index_path: Path) -> Iterator[LiveServer]:
+    server = serve(tmp_path_factory.mktemp("live"), index_path)
     yield server
     server.stop()
 
@@ -147,12 +153,12 @@ def page(new_page: Callable[..., Page]) -> Page:
 
 
 @pytest.fixture
-def serve_app(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+def serve_app(tmp_path: Path, index_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start an app of this test's own (e.g. with rate limits on); stopped afterwards."""
     servers: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
-        server = serve(tmp_path / f"app{len(servers)}", **overrides)
+        server = serve(tmp_path / f"app{len(servers)}", index_path, **overrides)
         servers.append(server)
         return server
 
