@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     # memory:// counts per worker process; use e.g. redis://127.0.0.1:6379 to share
     # the counts between workers and nodes.
     "RATELIMIT_STORAGE_URI": "memory://",
+    # When that storage is unreachable, count in memory per process meanwhile
+    # rather than fail the request (Flask-Limiter's own settings).
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "RATELIMIT_SWALLOW_ERRORS": True,
     "RATELIMIT_ASK": "30/minute;600/hour",
     "RATELIMIT_FEEDBACK": "20/minute;200/hour",
     # Number of reverse proxies in front of the service whose X-Forwarded-* headers

@@ -512,6 +512,14 @@ def test_rate_limit_ignores_forwarded_for_unless_trusted(make_app):
     assert codes == [200, 200, 200]
 
 
+def test_rate_limit_survives_an_unreachable_storage(make_app, caplog):
+    app = make_app(**LIMITS, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1")
+    client = app.test_client()
+    codes = [_ask(client, {"q": "违建"}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]  # counted in memory meanwhile
+    assert "falling back to in-memory storage" in caplog.text
+
+
 def test_feedback_rate_limit(make_app):
     client = make_app(**LIMITS).test_client()
     query_id = _ask(client, {"q": "违建"}).get_json()["query_id"]

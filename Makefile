@@ -1,0 +1,21 @@
+# 智能小城 — development and operation shortcuts.
+PYTHON ?= python3
+VENV ?= .venv
+HOST_PORT ?= 127.0.0.1:8000
+
+.PHONY: run serve
+
+# Set everything up from a fresh clone, build the index and start the server.
+run: $(VENV)/bin/gunicorn
+	@if [ -f train.py ]; then $(VENV)/bin/python train.py; fi
+	@echo "智能小城 demo: http://$(HOST_PORT)/"
+	XIAOCHENG_BIND=$(HOST_PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py
+
+$(VENV)/bin/gunicorn: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+# Start gunicorn on an existing environment and index.
+serve:
+	XIAOCHENG_BIND=$(HOST_PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py

@@ -1,0 +1,238 @@
+"""Load benchmark: wrk against gunicorn on loopback, driving POST /api/ask.
+
+    .venv/bin/python bench/bench_load.py [--duration 20] [--connections 32]
+
+Starts gunicorn with the repository's gunicorn.conf.py on a free port of
+127.0.0.1, serving the shipped bank from a fresh temporary instance folder
+(rate limiting off, so the limiter is not what is measured). After a warm-up,
+wrk posts a rotating set of questions (bench/ask.lua) for a fixed time and the
+script prints requests/s, p50, p99 and the errors. Then it checks the query
+log after gunicorn has shut down (its workers write their queued rows as they
+exit): one row per answered request, counted exactly for a final sequential
+phase.
+
+Target on the 2-core development machine: >= 1,000 requests/s, p99 <= 50 ms,
+no errors. Exit status 1 when a target or the row check is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LUA = REPO / "bench" / "ask.lua"
+TARGET_RPS = 1000
+TARGET_P99_MS = 50.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with status {proc.returncode} during start-up")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer /healthz within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run reported (times in microseconds)."""
+
+    duration_us: int
+    p50_us: int
+    p90_us: int
+    p99_us: int
+    max_us: int
+    connect_errors: int
+    read_errors: int
+    write_errors: int
+    timeouts: int
+    non_2xx: int
+    statuses: dict[int, int]
+
+    @property
+    def answered(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def rps(self) -> float:
+        return self.answered / (self.duration_us / 1e6)
+
+    @property
+    def errors(self) -> int:
+        socket_errors = self.connect_errors + self.read_errors + self.write_errors
+        return socket_errors + self.timeouts + self.non_2xx
+
+
+def _wrk(port: int, *, duration: int, connections: int, threads: int) -> WrkResult:
+    cmd = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
+        "-s", str(LUA), f"http://127.0.0.1:{port}/api/ask",
+    ]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    match = re.search(r"^JSON (\{.*\})$", out, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"wrk printed no summary:\n{out}")
+    summary = json.loads(match.group(1))
+    del summary["requests"]  # counts sent requests too; statuses count answers
+    statuses = {int(c): int(n) for c, n in re.findall(r"^STATUS (\d+) (\d+)$", out, re.MULTILINE)}
+    return WrkResult(statuses=statuses, **summary)
+
+
+def _sequential_asks(port: int, n: int) -> int:
+    """Ask ``n`` questions one after another; return how many got a 200."""
+    ok = 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for i in range(n):
+        body = json.dumps({"q": f"违章搭建怎么举报{i % 10}", "session": "exact"})
+        try:
+            conn.request("POST", "/api/ask", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+        except (http.client.HTTPException, OSError):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            continue
+        ok += response.status == 200
+        if response.getheader("Connection", "").lower() == "close":
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.close()
+    return ok
+
+
+def _count_rows(database_url: str, since: datetime) -> tuple[int, int]:
+    """Rows logged before and from ``since``."""
+    sys.path.insert(0, str(REPO))
+    from bot.querylog import QueryLog
+
+    with QueryLog(database_url, background=False) as log:
+        return log.count(until=since), log.count(since=since)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=20, help="measured seconds (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds (default 3)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: its config)")
+    parser.add_argument("--worker-class", help="override the gunicorn worker class")
+    parser.add_argument("--exact", type=int, default=500, help="sequential asks to count exactly")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary instance folder")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk)")
+
+    instance = Path(tempfile.mkdtemp(prefix="xiaocheng-bench-"))
+    port = _free_port()
+    database_url = f"sqlite:///{instance / 'querylog.db'}"
+    env = {
+        **os.environ,
+        "XIAOCHENG_INSTANCE_PATH": str(instance),
+        "XIAOCHENG_BIND": f"127.0.0.1:{port}",
+        "XIAOCHENG_RATELIMIT_ENABLED": "false",
+        "XIAOCHENG_DATABASE_URL": database_url,
+        "XIAOCHENG_LOG_LEVEL": "warning",
+    }
+    if args.workers:
+        env["XIAOCHENG_WORKERS"] = str(args.workers)
+    gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"]
+    if args.worker_class:
+        gunicorn += ["-k", args.worker_class]
+    proc = subprocess.Popen(gunicorn, cwd=REPO, env=env)
+    try:
+        _wait_healthy(port, proc, timeout=120)
+        warm = _wrk(port, duration=args.warmup, connections=args.connections, threads=args.threads)
+        timed = _wrk(
+            port, duration=args.duration, connections=args.connections, threads=args.threads
+        )
+        time.sleep(1)  # let requests that wrk abandoned at its deadline finish
+        exact_since = datetime.now(UTC)
+        exact_ok = _sequential_asks(port, args.exact)
+    finally:
+        _stop(proc)  # workers write their queued rows before they exit
+    wrk_rows, exact_rows = _count_rows(database_url, exact_since)
+
+    print(
+        f"gunicorn workers: {env.get('XIAOCHENG_WORKERS', 'config default')}, "
+        f"worker class: {args.worker_class or 'config default'}; "
+        f"wrk: {args.connections} connections, {args.threads} threads, {args.duration} s"
+    )
+    print(f"requests: {timed.answered} answered ({timed.rps:,.0f} req/s)")
+    print(
+        f"latency: p50 {timed.p50_us / 1000:.1f} ms, p90 {timed.p90_us / 1000:.1f} ms, "
+        f"p99 {timed.p99_us / 1000:.1f} ms, max {timed.max_us / 1000:.1f} ms"
+    )
+    print(
+        f"statuses: {dict(sorted(timed.statuses.items()))}; errors: {timed.errors} "
+        f"(connect {timed.connect_errors}, read {timed.read_errors}, "
+        f"write {timed.write_errors}, timeout {timed.timeouts}, non-2xx {timed.non_2xx})"
+    )
+    # wrk stops with up to one request per connection in flight, which the server
+    # may still answer and log: the wrk runs allow that margin, the sequential
+    # phase must match exactly.
+    answered = warm.answered + timed.answered
+    print(
+        f"query log: {wrk_rows} rows for {answered} answered wrk requests "
+        f"(+{wrk_rows - answered} abandoned in flight); "
+        f"{exact_rows} rows for {exact_ok} of {args.exact} sequential requests"
+    )
+    failures = []
+    if timed.rps < TARGET_RPS:
+        failures.append(f"throughput {timed.rps:,.0f} req/s < {TARGET_RPS:,}")
+    if timed.p99_us / 1000 > TARGET_P99_MS:
+        failures.append(f"p99 {timed.p99_us / 1000:.1f} ms > {TARGET_P99_MS:.0f} ms")
+    if timed.errors or warm.errors or set(timed.statuses) - {200}:
+        failures.append(f"{timed.errors + warm.errors} errors")
+    if exact_ok != args.exact or exact_rows != args.exact:
+        failures.append(f"sequential phase: {exact_ok} answered, {exact_rows} logged")
+    if not answered <= wrk_rows <= answered + 2 * args.connections:
+        failures.append(f"query log has {wrk_rows} rows for {answered} wrk requests")
+    if args.keep:
+        print(f"instance kept in {instance}")
+    else:
+        shutil.rmtree(instance)
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
