@@ -436,7 +436,7 @@
               text: item.question,
               onclick: function () {
                 ask(item.question, item.id);
-                input.focus();
+                focusInput();
               }
             })
           ]);
@@ -630,6 +630,16 @@
   // ---- asking --------------------------------------------------------------
 
   var busy = false;
+
+  /** Ready the input for the next question, but on touch screens leave the
+   *  on-screen keyboard down so the answer is not hidden behind it. */
+  function focusInput() {
+    if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) {
+      input.blur();
+    } else {
+      input.focus();
+    }
+  }
 
   function setTyping(on) {
     typing.hidden = !on;
@@ -870,7 +880,7 @@
 
   sendButton.addEventListener("click", function () {
     ask(input.value);
-    input.focus();
+    focusInput();
   });
 
   // ---- open, close, large text ---------------------------------------------

@@ -274,6 +274,8 @@ def test_phone_panel_fills_the_screen(new_page, live_server, artifacts):
     expect(page.locator(".xc-kind-greeting .xc-chip").first).to_be_visible()
     page.locator(".xc-kind-greeting .xc-chip", has_text=VENDOR_Q).tap()
     expect(page.locator(".xc-kind-answer")).to_be_visible()
+    # The on-screen keyboard stays down so that it does not hide the answer.
+    expect(page.locator(".xc-input")).not_to_be_focused()
 
     panel = page.locator(".xc-panel").bounding_box()
     assert panel == {"x": 0, "y": 0, "width": PHONE["width"], "height": PHONE["height"]}
