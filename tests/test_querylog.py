@@ -1,0 +1,513 @@
+"""The query log on real SQLite and real PostgreSQL: every row kept, masked, readable.
+
+Every test runs on both backends. The PostgreSQL tests use the server at
+127.0.0.1:5432 (database ``test``), each in a schema of its own that is dropped
+afterwards; if that server is not reachable they fail, they do not skip.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from bot.errors import QueryLogError, UnknownQuery, XiaochengError
+from bot.querylog import SCHEMA_VERSION, QueryLog
+
+PG_URL = os.environ.get("XIAOCHENG_TEST_PG_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
+
+
+@dataclass
+class Backend:
+    """One database for one test: open stores on it and read what they wrote."""
+
+    name: str
+    url: str
+    schema: str | None
+    opened: list[QueryLog] = field(default_factory=list)
+
+    def open(self, **options: Any) -> QueryLog:
+        store = QueryLog(self.url, schema=self.schema, **options)
+        self.opened.append(store)
+        return store
+
+    def table(self, name: str) -> str:
+        return f"{self.schema}.{name}" if self.schema else name
+
+    def raw(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run ``sql`` on a connection of our own, bypassing the store's read side."""
+        engine = sa.create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.exec_driver_sql(sql)]
+        finally:
+            engine.dispose()
+
+
+def _require_postgres() -> None:
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.OperationalError as e:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_URL} ({e.orig}). The query-log tests need "
+            "it: start the server (.ci/run does) or point XIAOCHENG_TEST_PG_URL at one.",
+            pytrace=False,
+        )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        b = Backend("sqlite", f"sqlite:///{tmp_path / 'instance' / 'querylog.db'}", None)
+    else:
+        _require_postgres()
+        b = Backend("postgresql", PG_URL, f"test_querylog_{uuid.uuid4().hex[:12]}")
+    yield b
+    for store in b.opened:
+        store.close()
+    if b.schema:
+        engine = sa.create_engine(PG_URL)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {b.schema} CASCADE")
+        engine.dispose()
+
+
+@pytest.fixture
+def store(backend: Backend) -> QueryLog:
+    return backend.open()
+
+
+def _log(store: QueryLog, question: str = "占道经营怎么处理", **fields: Any) -> int:
+    fields.setdefault("reply_type", "answer")
+    return store.log_query(question, **fields)
+
+
+# -- writing ------------------------------------------------------------------
+
+
+def test_logged_query_is_stored_with_every_field(store: QueryLog, backend: Backend) -> None:
+    before = datetime.now(UTC)
+    candidates = [{"id": f"faq-{i}", "question": "q", "score": 0.9 - i / 10} for i in range(7)]
+    query_id = store.log_query(
+        "违章搭建怎么举报",
+        normalized="违章搭建怎么举报",
+        reply_type="answer",
+        faq_id="faq-0",
+        score=0.91,
+        candidates=candidates,
+        session="visitor-cookie-1",
+        latency_ms=12.5,
+    )
+    assert isinstance(query_id, int) and 0 < query_id < 2**63
+    assert store.flush(timeout=10)
+    [row] = store.queries()
+    assert row["id"] == query_id
+    assert before <= row["created_at"] <= datetime.now(UTC)
+    assert row["created_at"].tzinfo is UTC
+    assert (row["question"], row["normalized"]) == ("违章搭建怎么举报", "违章搭建怎么举报")
+    assert (row["reply_type"], row["faq_id"], row["score"]) == ("answer", "faq-0", 0.91)
+    assert row["candidates"] == [
+        {"id": "faq-0", "score": 0.9},
+        {"id": "faq-1", "score": 0.8},
+        {"id": "faq-2", "score": 0.7},
+        {"id": "faq-3", "score": 0.6},
+        {"id": "faq-4", "score": 0.5},
+    ]
+    assert len(row["session"]) == 32 and "visitor" not in row["session"]
+    assert row["latency_ms"] == 12.5
+
+
+def test_same_session_hashes_alike(store: QueryLog) -> None:
+    for session in ("a", "a", "b", None):
+        _log(store, session=session)
+    store.flush()
+    sessions = [row["session"] for row in reversed(store.queries())]
+    assert sessions[0] == sessions[1] != sessions[2]
+    assert sessions[3] is None
+
+
+def test_text_is_masked_before_it_reaches_the_database(store: QueryLog, backend: Backend) -> None:
+    query_id = _log(
+        store,
+        "我的车浙A12345被拖了，电话13812345678",
+        normalized="我的车浙a12345被拖了电话13812345678",
+    )
+    store.log_feedback(query_id, False, "请打 0571-87654321 或发 li@example.com")
+    store.flush()
+    queries = backend.raw(f"SELECT question, normalized FROM {backend.table('queries')}")
+    assert queries == [("我的车[车牌号]被拖了，电话[手机号]", "我的车[车牌号]被拖了电话[手机号]")]
+    comments = backend.raw(f"SELECT comment FROM {backend.table('feedback')}")
+    assert comments == [("请打 [电话] 或发 [邮箱]",)]
+
+
+def test_texts_are_capped_after_masking(store: QueryLog, backend: Backend) -> None:
+    # The phone number straddles the cap: it must be masked, not cut and kept.
+    query_id = _log(store, "问" * 495 + "13812345678" + "尾" * 100)
+    store.log_feedback(query_id, True, "评" * 600)
+    store.flush()
+    [(question,)] = backend.raw(f"SELECT question FROM {backend.table('queries')}")
+    assert question == "问" * 495 + "[手机号]"
+    [(comment,)] = backend.raw(f"SELECT comment FROM {backend.table('feedback')}")
+    assert comment == "评" * 500
+
+
+def test_unknown_reply_type_is_refused(store: QueryLog) -> None:
+    with pytest.raises(QueryLogError) as excinfo:
+        _log(store, reply_type="maybe")
+    assert str(excinfo.value) == "reply_type must be one of answer, clarify, fallback, not 'maybe'"
+
+
+def test_log_query_does_not_wait_for_a_locked_database(backend: Backend) -> None:
+    store = backend.open(busy_timeout_ms=50)
+    release = threading.Event()
+    locked = threading.Event()
+
+    def hold_lock() -> None:
+        if backend.name == "sqlite":
+            conn = sqlite3.connect(sa.make_url(backend.url).database, isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            locked.set()
+            release.wait(30)
+            conn.execute("ROLLBACK")
+            conn.close()
+        else:
+            engine = sa.create_engine(backend.url)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"LOCK TABLE {backend.table('queries')} IN ACCESS EXCLUSIVE MODE"
+                )
+                locked.set()
+                release.wait(30)
+            engine.dispose()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        ids = [_log(store, f"问题{i}") for i in range(20)]
+        assert time.monotonic() - started < 2.0
+        assert len(set(ids)) == 20
+        assert not store.flush(timeout=0.3)  # still waiting for the lock
+    finally:
+        release.set()
+        holder.join()
+    assert store.flush(timeout=30)
+    assert store.count() == 20
+
+
+def test_without_background_the_row_is_written_before_returning(backend: Backend) -> None:
+    store = backend.open(background=False)
+    _log(store)
+    other = backend.open()
+    assert other.count() == 1
+
+
+def test_close_writes_every_queued_row(backend: Backend) -> None:
+    store = backend.open()
+    for i in range(300):
+        _log(store, f"问题{i}")
+    store.close()
+    with pytest.raises(QueryLogError) as excinfo:
+        _log(store)
+    assert str(excinfo.value) == "the query log is closed"
+    assert backend.open().count() == 300
+
+
+# -- feedback -----------------------------------------------------------------
+
+
+def test_feedback_for_a_query_still_in_the_queue(store: QueryLog) -> None:
+    query_id = _log(store, faq_id="faq-a")
+    store.log_feedback(query_id, True)
+    store.flush()
+    [row] = store.feedback()
+    assert (row["query_id"], row["helpful"], row["comment"]) == (query_id, True, None)
+    assert (row["question"], row["faq_id"]) == ("占道经营怎么处理", "faq-a")
+
+
+def test_feedback_for_a_query_logged_by_another_process(backend: Backend) -> None:
+    worker_a, worker_b = backend.open(), backend.open()
+    query_id = _log(worker_a, faq_id="faq-a")
+    worker_b.log_feedback(query_id, False, "没用")
+    worker_b.flush()
+    assert worker_a.helpful_rates() == [
+        {"faq_id": "faq-a", "helpful": 0, "not_helpful": 1, "total": 1, "rate": 0.0}
+    ]
+
+
+def test_feedback_for_an_unknown_query(backend: Backend) -> None:
+    store = backend.open(feedback_grace_s=0.2)
+    with pytest.raises(UnknownQuery) as excinfo:
+        store.log_feedback(12345, True)
+    assert str(excinfo.value) == "no query with id 12345 in the log"
+    assert isinstance(excinfo.value, QueryLogError)
+    assert isinstance(excinfo.value, XiaochengError)
+
+
+# -- concurrency --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("queue_size", [10_000, 4])
+def test_concurrent_writers_lose_no_row(backend: Backend, queue_size: int) -> None:
+    """N threads x M writes, over two stores (two workers) -> exactly N x M rows.
+
+    With a queue of 4 most writes find it full and are written by the caller.
+    """
+    threads_per_store, writes = 4, 150
+    stores = [backend.open(queue_size=queue_size), backend.open(queue_size=queue_size)]
+    ids: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(store: QueryLog, n: int) -> None:
+        try:
+            mine = [_log(store, f"线程{n}问题{i}", session=str(n)) for i in range(writes)]
+            store.log_feedback(mine[-1], True)
+            ids.extend(mine)
+        except BaseException as e:  # reported below; a thread cannot fail the test itself
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=work, args=(store, n))
+        for n, store in enumerate(stores * threads_per_store)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for store in stores:
+        assert store.flush(timeout=60)
+    total = len(threads) * writes
+    assert len(set(ids)) == total
+    assert stores[0].count() == total
+    assert len(stores[1].feedback(limit=None)) == len(threads)
+    [(distinct,)] = backend.raw(f"SELECT COUNT(DISTINCT id) FROM {backend.table('queries')}")
+    assert distinct == total
+
+
+def _write_from_child(store: QueryLog, n: int, writes: int) -> None:
+    for i in range(writes):
+        _log(store, f"进程{n}问题{i}")
+    store.close()
+
+
+def test_forked_workers_each_write_their_own_rows(backend: Backend) -> None:
+    """Like gunicorn: a store opened (and used) in the parent, then used in forked children."""
+    store = backend.open()
+    _log(store, "父进程的问题")
+    # The parent keeps writing while it forks: no child may inherit a half-done write.
+    parent_writes = threading.Thread(target=lambda: [_log(store, f"父{i}") for i in range(200)])
+    parent_writes.start()
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_write_from_child, args=(store, n, 100)) for n in range(3)]
+    for child in children:
+        child.start()
+    parent_writes.join()
+    for child in children:
+        child.join(60)
+    assert [child.exitcode for child in children] == [0, 0, 0]
+    assert store.flush(timeout=10)
+    assert store.count() == 501
+
+
+# -- schema and retention -------------------------------------------------------
+
+
+def test_migrate_is_idempotent(backend: Backend) -> None:
+    store = backend.open()
+    assert store.migrate() == SCHEMA_VERSION
+    assert store.create() == SCHEMA_VERSION
+    backend.open()
+    assert backend.raw(f"SELECT version FROM {backend.table('schema_version')}") == [(1,)]
+
+
+def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
+    store = backend.open()
+    engine = sa.create_engine(backend.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"INSERT INTO {backend.table('schema_version')} (version, description, applied_at) "
+            "VALUES (99, 'from the future', '2030-01-01 00:00:00')"
+        )
+    engine.dispose()
+    with pytest.raises(QueryLogError) as excinfo:
+        store.migrate()
+    assert str(excinfo.value) == (
+        "the query log's schema is at version 99, newer than this code knows (1); upgrade the code"
+    )
+
+
+def test_purge_deletes_old_queries_and_their_feedback(store: QueryLog) -> None:
+    now = datetime.now(UTC)
+    old = [_log(store, f"旧{i}", created_at=now - timedelta(days=40 + i)) for i in range(3)]
+    new = [_log(store, f"新{i}", created_at=now - timedelta(days=29)) for i in range(2)]
+    store.log_feedback(old[0], True)
+    store.log_feedback(new[0], False)
+    store.flush()
+    assert store.purge(30) == 3
+    assert sorted(row["id"] for row in store.queries()) == sorted(new)
+    assert [row["query_id"] for row in store.feedback()] == [new[0]]
+    assert store.purge(30) == 0
+
+
+def test_purge_refuses_negative_days(store: QueryLog) -> None:
+    with pytest.raises(QueryLogError) as excinfo:
+        store.purge(-1)
+    assert str(excinfo.value) == "older_than_days must be 0 or more, not -1"
+
+
+def test_sqlite_store_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "folder" / "q.db"
+    with QueryLog(f"sqlite:///{path}") as store:
+        _log(store)
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_sqlite_is_refused(url: str) -> None:
+    with pytest.raises(QueryLogError) as excinfo:
+        QueryLog(url)
+    assert "needs an SQLite file" in str(excinfo.value)
+
+
+# -- reading --------------------------------------------------------------------
+
+_CST = timezone(timedelta(hours=8))
+
+
+def _day(d: int, hour: int) -> datetime:
+    """A moment in March 2024, China Standard Time."""
+    return datetime(2024, 3, d, hour, tzinfo=_CST)
+
+
+@pytest.fixture
+def filled(store: QueryLog) -> QueryLog:
+    """Two local days of questions, with feedback."""
+    a1 = _log(store, "垃圾分类", faq_id="faq-a", score=0.9, created_at=_day(1, 7))
+    a2 = _log(store, "垃圾怎么分", faq_id="faq-a", score=0.8, created_at=_day(1, 23))
+    _log(store, "占道经营", faq_id="faq-b", score=0.45, created_at=_day(2, 1))
+    _log(store, "罚款", reply_type="clarify", score=0.6, created_at=_day(2, 9))
+    _log(store, "天气", reply_type="fallback", score=0.1, created_at=_day(2, 10))
+    _log(store, "新闻", reply_type="fallback", score=0.05, created_at=_day(4, 10))
+    store.log_feedback(a1, True)
+    store.log_feedback(a2, True)
+    store.log_feedback(a2, False)
+    store.flush()
+    return store
+
+
+def test_daily_counts_by_local_day_with_empty_days(filled: QueryLog) -> None:
+    rows = filled.daily_counts(_day(1, 0), _day(5, 0))
+    assert rows == [
+        {"day": date(2024, 3, 1), "answer": 2, "clarify": 0, "fallback": 0, "total": 2},
+        {"day": date(2024, 3, 2), "answer": 1, "clarify": 1, "fallback": 1, "total": 3},
+        {"day": date(2024, 3, 3), "answer": 0, "clarify": 0, "fallback": 0, "total": 0},
+        {"day": date(2024, 3, 4), "answer": 0, "clarify": 0, "fallback": 1, "total": 1},
+    ]
+    assert [row["day"] for row in filled.daily_counts()] == [date(2024, 3, d) for d in (1, 2, 3, 4)]
+
+
+def test_type_shares(filled: QueryLog) -> None:
+    assert filled.type_shares(_day(2, 0), _day(3, 0)) == [
+        {"type": "answer", "count": 1, "share": pytest.approx(1 / 3)},
+        {"type": "clarify", "count": 1, "share": pytest.approx(1 / 3)},
+        {"type": "fallback", "count": 1, "share": pytest.approx(1 / 3)},
+    ]
+    assert filled.type_shares(_day(9, 0), _day(10, 0))[0] == {
+        "type": "answer",
+        "count": 0,
+        "share": 0.0,
+    }
+
+
+def test_top_faqs(filled: QueryLog) -> None:
+    assert filled.top_faqs() == [{"faq_id": "faq-a", "count": 2}, {"faq_id": "faq-b", "count": 1}]
+    assert filled.top_faqs(limit=1) == [{"faq_id": "faq-a", "count": 2}]
+    assert filled.top_faqs(_day(2, 0)) == [{"faq_id": "faq-b", "count": 1}]
+
+
+def test_helpful_rates(filled: QueryLog) -> None:
+    assert filled.helpful_rates() == [
+        {
+            "faq_id": "faq-a",
+            "helpful": 2,
+            "not_helpful": 1,
+            "total": 3,
+            "rate": pytest.approx(2 / 3),
+        }
+    ]
+    assert filled.helpful_rates(_day(2, 0)) == []
+
+
+def test_queries_filter_and_page(filled: QueryLog) -> None:
+    newest_first = [row["question"] for row in filled.queries()]
+    assert newest_first == ["新闻", "天气", "罚款", "占道经营", "垃圾怎么分", "垃圾分类"]
+    assert [r["question"] for r in filled.queries(types=["fallback"])] == ["新闻", "天气"]
+    assert [r["question"] for r in filled.queries(limit=2, offset=1)] == ["天气", "罚款"]
+    assert [r["question"] for r in filled.queries(_day(2, 0), _day(2, 9))] == ["占道经营"]
+    assert filled.count(types=["answer", "clarify"]) == 4
+    assert filled.count(_day(2, 0), _day(3, 0)) == 3
+
+
+def test_unanswered_takes_fallback_clarify_and_low_scores(filled: QueryLog) -> None:
+    assert [r["question"] for r in filled.unanswered(threshold=0.5)] == [
+        "新闻",
+        "天气",
+        "罚款",
+        "占道经营",
+    ]
+    assert [r["question"] for r in filled.unanswered(threshold=0.3)] == ["新闻", "天气", "罚款"]
+    assert [r["question"] for r in filled.unanswered(_day(4, 0))] == ["新闻"]
+
+
+def test_reading_masks_again(store: QueryLog, backend: Backend) -> None:
+    """A row written before a masking rule existed is masked when it is read."""
+    query_id = _log(store)
+    store.flush()
+    engine = sa.create_engine(backend.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE {backend.table('queries')} SET question = '电话13812345678' "
+            f"WHERE id = {query_id}"
+        )
+    engine.dispose()
+    assert store.queries()[0]["question"] == "电话[手机号]"
+    assert store.unanswered(threshold=1.1)[0]["question"] == "电话[手机号]"
+
+
+def _callable_names(store: QueryLog) -> list[Callable[..., Any]]:
+    return [store.daily_counts, store.type_shares, store.top_faqs, store.helpful_rates]
+
+
+def test_reads_on_an_empty_log(store: QueryLog) -> None:
+    assert [f() for f in _callable_names(store)] == [
+        [],
+        [
+            {"type": "answer", "count": 0, "share": 0.0},
+            {"type": "clarify", "count": 0, "share": 0.0},
+            {"type": "fallback", "count": 0, "share": 0.0},
+        ],
+        [],
+        [],
+    ]
+    assert store.queries() == store.unanswered() == store.feedback() == []
