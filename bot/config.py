@@ -25,16 +25,26 @@ from typing import Any
 
 from bot.errors import XiaochengError
 
-__all__ = ["ENV_PREFIX", "DEFAULTS", "ConfigError", "load_settings"]
+__all__ = [
+    "DEFAULTS",
+    "DEFAULT_INSTANCE_PATH",
+    "ENV_PREFIX",
+    "ConfigError",
+    "instance_path",
+    "load_settings",
+]
 
 ENV_PREFIX = "XIAOCHENG_"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE_PATH = _REPO_ROOT / "instance"
 _CONFIG_FILE = "config.toml"
 _SECRET_FILE = "secret_key"
 
 #: Settings whose default does not depend on the instance folder.
 DEFAULTS: dict[str, Any] = {
     "FAQ_DIR": str(_REPO_ROOT / "faq"),
+    # The widget's files: widget.js, its styles and images, and the demo page.
+    "WIDGET_DIR": str(_REPO_ROOT / "widget"),
     # Origins (scheme://host[:port]) of portals allowed to call the API from a browser.
     "CORS_ORIGINS": [],
     "RATELIMIT_ENABLED": True,
@@ -71,6 +81,15 @@ DEFAULTS: dict[str, Any] = {
 
 class ConfigError(XiaochengError):
     """A setting has a value that cannot be used (raised at start-up, never per request)."""
+
+
+def instance_path(
+    path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Return the instance folder: ``path``, else ``$XIAOCHENG_INSTANCE_PATH``, else
+    ``instance/`` in the repository; absolute, not necessarily existing."""
+    env = os.environ if environ is None else environ
+    return Path(path or env.get(f"{ENV_PREFIX}INSTANCE_PATH") or DEFAULT_INSTANCE_PATH).resolve()
 
 
 def load_settings(

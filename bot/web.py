@@ -17,19 +17,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request, send_from_directory
+from flask import Flask, Response, current_app, request, send_from_directory
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import Bot
+from bot.config import instance_path as resolve_instance_path
 from bot.config import load_settings
 from bot.querylog import QueryLog
+from bot.web_api import error_response
+from bot.web_api import init_app as init_api
 
 __all__ = ["Service", "create_app"]
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -130,13 +131,12 @@ def create_app(
     (``instance_path``, else ``$XIAOCHENG_INSTANCE_PATH``, else ``instance/`` in
     the repository), with ``test_config`` as the last layer.
     """
-    instance = Path(
-        instance_path or os.environ.get("XIAOCHENG_INSTANCE_PATH") or _REPO_ROOT / "instance"
-    ).resolve()
+    instance = resolve_instance_path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, instance_path=str(instance), static_folder=None)
     app.config.update(load_settings(instance, test_config))
-    app.config.setdefault("WIDGET_DIR", str(_REPO_ROOT / "widget"))
+    # Browsers send Origin without a trailing slash; people often write one.
+    app.config["CORS_ORIGINS"] = [origin.rstrip("/") for origin in app.config["CORS_ORIGINS"]]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
@@ -171,9 +171,7 @@ def create_app(
     )
     app.extensions["xiaocheng_limiter"] = limiter
 
-    from bot import web_api
-
-    web_api.init_app(app, limiter)
+    init_api(app, limiter)
     _init_static(app)
     _init_errors(app)
     app.after_request(_add_security_headers)
@@ -235,13 +233,6 @@ def _widget_file(filename: str) -> Response:
 
 def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    """Return the JSON error body the widget shows to the visitor."""
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
 
 
 def _init_errors(app: Flask) -> None:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 
 from bot.errors import UnknownQuery
-from bot.web import Service, error_response
 from bot.web_openapi import openapi_document
 
-__all__ = ["init_app"]
+if TYPE_CHECKING:
+    from bot.web import Service
+
+__all__ = ["clean_text", "error_response", "init_app"]
 
 _SESSION_MAX_CHARS = 64
 _FAQ_ID_MAX_CHARS = 128
@@ -57,6 +59,13 @@ def init_app(app: Flask, limiter: Limiter) -> None:
         max_content_length=cfg["MAX_CONTENT_LENGTH"],
         suggest_limit=cfg["SUGGEST_LIMIT"],
     )
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """Return the JSON error body the widget shows to the visitor."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
 
 
 def _service() -> Service:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULTS, ConfigError, load_settings
+from bot.config import DEFAULT_INSTANCE_PATH, DEFAULTS, ConfigError, instance_path, load_settings
 
 
 def _write_config(instance: Path, text: str) -> None:
@@ -172,3 +172,11 @@ def test_secret_key_cannot_be_kept(tmp_path):
 def test_reads_process_environment_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("XIAOCHENG_SUGGEST_LIMIT", "3")
     assert load_settings(tmp_path)["SUGGEST_LIMIT"] == 3
+
+
+def test_instance_path(tmp_path):
+    assert DEFAULT_INSTANCE_PATH == Path(__file__).resolve().parent.parent / "instance"
+    assert instance_path(environ={}) == DEFAULT_INSTANCE_PATH
+    environ = {"XIAOCHENG_INSTANCE_PATH": str(tmp_path / "env")}
+    assert instance_path(environ=environ) == tmp_path / "env"
+    assert instance_path(tmp_path / "given", environ=environ) == tmp_path / "given"

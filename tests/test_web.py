@@ -564,7 +564,7 @@ def test_settings_layers_reach_the_app(tmp_path, monkeypatch, jieba_cache):
     (tmp_path / "config.toml").write_text(
         'max_question_chars = 10\ncors_origins = ["https://file.example"]\n', "utf-8"
     )
-    monkeypatch.setenv("XIAOCHENG_CORS_ORIGINS", "https://env.example")
+    monkeypatch.setenv("XIAOCHENG_CORS_ORIGINS", "https://env.example/")
     monkeypatch.setenv("XIAOCHENG_RATELIMIT_ENABLED", "false")
     app = create_app(
         {"FAQ_DIR": str(DATA / "mini_faq"), "CACHE_DIR": str(jieba_cache)}, instance_path=tmp_path
@@ -572,8 +572,10 @@ def test_settings_layers_reach_the_app(tmp_path, monkeypatch, jieba_cache):
     try:
         assert app.config["MAX_QUESTION_CHARS"] == 10
         assert app.config["CORS_ORIGINS"] == ["https://env.example"]
-        response = _ask(app.test_client(), {"q": "违" * 11})
+        headers = {"Origin": "https://env.example"}
+        response = _ask(app.test_client(), {"q": "违" * 11}, headers=headers)
         assert _error(response)["message"] == "问题太长了，请精简到10字以内再问。"
+        assert response.headers["Access-Control-Allow-Origin"] == "https://env.example"
         assert app.secret_key == (tmp_path / "secret_key").read_text("ascii").strip()
     finally:
         app.extensions["xiaocheng"].close()
