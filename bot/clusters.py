@@ -1,0 +1,314 @@
+"""Group the questions 智能小城 could not answer well into clusters of similar questions.
+
+:func:`cluster` takes query-log rows (:meth:`bot.querylog.QueryLog.unanswered`),
+merges identical questions, and vectorises the rest with TF-IDF over character
+1–3-grams of the normalised text, filler words and mask tokens removed. A
+simple leader clustering follows: questions are taken most frequent first, and
+each joins the cluster whose leader (its most frequent question) is the most
+similar by cosine, if that similarity reaches ``threshold``, else it leads a
+new cluster. Clusters come largest first.
+
+Each :class:`Cluster` carries the nearest FAQ (from a callable the caller
+provides, e.g. ``lambda q: bot.ask(q).candidates[0]``) and a ready-to-paste
+YAML snippet: new alternates for that FAQ when it is close enough, else the
+skeleton of a new entry. :func:`render_text` is the terminal report,
+:func:`to_csv_rows` the CSV export. Texts are masked again on the way out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
+
+import numpy as np
+import yaml
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+from bot.masking import TOKENS, mask
+
+__all__ = ["CHINA_TIME", "Cluster", "Nearest", "cluster", "csv_cell", "render_text", "to_csv_rows"]
+
+CHINA_TIME = timezone(timedelta(hours=8), "CST")
+_MAX_EXAMPLES = 5
+_CHUNK = 256  # rows compared to the leaders at a time: bounds memory for large inputs
+
+# Words that say nothing about the topic; removed so that "怎么办" alone does not
+# make two questions alike. Longest first, so "怎么办" goes before "怎么".
+_FILLERS = sorted(
+    "请问 你好 您好 我想问 想问 问一下 一下 怎么样 怎么办 怎么 怎样 如何 咋样 咋办 咋 "
+    "什么 为什么 哪里 哪儿 "
+    "在哪 哪个 找谁 谁管 多久 几天 有没有 要不要 需要 是否 可以 能不能 能否 是不是 "
+    "吗 呢 啊 吧 呀 嘛 了 的 得 我 你 您".split(),
+    key=len,
+    reverse=True,
+)
+_NOISE = re.compile(
+    "|".join(re.escape(w) for w in [*TOKENS.values(), *_FILLERS]) + r"|[\W_]+", re.UNICODE
+)
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """The FAQ closest to a cluster, by the engine's own matching."""
+
+    id: str
+    question: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Similar questions the bot could not answer well, with what to do about them."""
+
+    count: int  # questions asked, repeats included
+    distinct: int  # distinct questions
+    examples: tuple[str, ...]  # up to five distinct questions, most asked first, masked
+    first_seen: datetime | None
+    last_seen: datetime | None
+    nearest: Nearest | None
+    suggest_alternates: bool  # the nearest FAQ is close enough to take these as alternates
+
+    def yaml_snippet(self) -> str:
+        """Return YAML to paste into the bank, with comments saying where it goes.
+
+        Alternates come indented for an entry's ``alternates:`` list in a
+        ``faq/*.yaml`` file; a new entry comes as an item of ``faqs:``, without an
+        answer and with ``id: TODO``, so the bank refuses it until a curator
+        writes both.
+        """
+        questions = [q for q in self.examples if not any(t in q for t in TOKENS.values())]
+        if self.suggest_alternates and self.nearest is not None:
+            n = self.nearest
+            fresh = [q for q in questions if q != n.question]
+            lines = [
+                f"# {self.count} 次提问，最接近条目 {n.id}「{n.question}」"
+                f"（相似度 {n.score:.2f}）。",
+                f"# 把下面几行加到条目 {n.id} 的 alternates: 下：",
+            ]
+            lines += [f"      - {_yaml_scalar(q)}" for q in fresh]
+            return "\n".join(lines) + "\n"
+        lines = [f"# {self.count} 次提问，题库里没有足够接近的条目。新条目草稿，加到 faqs: 下，"]
+        lines.append("# 补上 id 和 answer（必填）后保存：")
+        lines.append("  - id: TODO")
+        lead = questions[0] if questions else self.examples[0]
+        lines.append(f"    question: {_yaml_scalar(lead)}")
+        if len(questions) > 1:
+            lines.append("    alternates:")
+            lines += [f"      - {_yaml_scalar(q)}" for q in questions[1:]]
+        lines.append("    answer:")
+        lines.append("    keywords: []")
+        return "\n".join(lines) + "\n"
+
+
+def cluster(
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    nearest: Callable[[str], Any] | None = None,
+    threshold: float = 0.4,
+    alternate_min_score: float = 0.4,
+) -> list[Cluster]:
+    """Cluster query-log rows (``question``, ``normalized``, ``created_at``), largest first.
+
+    ``nearest(question)`` returns the closest FAQ as a mapping or object with
+    ``id``, ``question`` and ``score`` (e.g. an engine candidate), or None; it is
+    called once per cluster, with the cluster's most asked question.
+    ``threshold`` is the cosine similarity a question needs to its cluster's
+    leader; ``alternate_min_score`` the nearest FAQ's score from which the
+    snippet proposes alternates rather than a new entry.
+    """
+    items = _merge_identical(rows)
+    if not items:
+        return []
+    items.sort(key=lambda it: (-it.count, -_timestamp(it.last_seen), it.key))
+    groups = _leader_groups([it.key for it in items], threshold)
+    clusters = []
+    for members in groups:
+        group = [items[i] for i in members]
+        questions: Counter[str] = Counter()
+        for it in group:
+            questions.update(it.questions)
+        examples = tuple(q for q, _ in questions.most_common(_MAX_EXAMPLES))
+        seen = [t for it in group for t in (it.first_seen, it.last_seen) if t is not None]
+        near = _nearest(nearest, examples[0]) if nearest else None
+        clusters.append(
+            Cluster(
+                count=sum(it.count for it in group),
+                distinct=len(questions),
+                examples=examples,
+                first_seen=min(seen, default=None),
+                last_seen=max(seen, default=None),
+                nearest=near,
+                suggest_alternates=near is not None and near.score >= alternate_min_score,
+            )
+        )
+    clusters.sort(key=lambda c: (-c.count, -_timestamp(c.last_seen), c.examples))
+    return clusters
+
+
+def render_text(
+    clusters: Iterable[Cluster], *, snippets: bool = False, tz: tzinfo = CHINA_TIME
+) -> str:
+    """Return the terminal report; with ``snippets``, each cluster's YAML follows it."""
+    clusters = list(clusters)
+    total = sum(c.count for c in clusters)
+    lines = [f"未能很好回答的问题：{len(clusters)} 类，共 {total} 次提问"]
+    for rank, c in enumerate(clusters, 1):
+        when = f"{_when(c.first_seen, tz)} ~ {_when(c.last_seen, tz)}" if c.first_seen else ""
+        near = (
+            f"最接近 {c.nearest.id}「{c.nearest.question}」{c.nearest.score:.2f}"
+            if c.nearest
+            else "无接近条目"
+        )
+        lines.append("")
+        lines.append(
+            " ".join(filter(None, [f"{rank}.", f"{c.count} 次（{c.distinct} 种问法）", when, near]))
+        )
+        lines += [f"   - {q}" for q in c.examples]
+        if snippets:
+            lines += ["", *("   " + line for line in c.yaml_snippet().splitlines())]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv_rows(clusters: Iterable[Cluster], *, tz: tzinfo = CHINA_TIME) -> list[list[str]]:
+    """Return the clusters as CSV rows, header first, every cell safe to open in a spreadsheet."""
+    rows = [
+        [
+            "rank",
+            "count",
+            "distinct",
+            "first_seen",
+            "last_seen",
+            "nearest_id",
+            "nearest_question",
+            "nearest_score",
+            "suggestion",
+            "examples",
+        ]
+    ]
+    for rank, c in enumerate(clusters, 1):
+        n = c.nearest
+        row = [
+            rank,
+            c.count,
+            c.distinct,
+            _when(c.first_seen, tz),
+            _when(c.last_seen, tz),
+            n.id if n else "",
+            n.question if n else "",
+            f"{n.score:.2f}" if n else "",
+            "alternates" if c.suggest_alternates else "new entry",
+            " | ".join(c.examples),
+        ]
+        rows.append([csv_cell(value) for value in row])
+    return rows
+
+
+def csv_cell(value: object) -> str:
+    """Return ``value`` as CSV cell text that a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_CSV_FORMULA_START) else text
+
+
+@dataclass
+class _Item:
+    """One distinct question key with everything asked under it."""
+
+    key: str
+    count: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    questions: Counter[str]
+
+
+def _merge_identical(rows: Iterable[Mapping[str, Any]]) -> list[_Item]:
+    items: dict[str, _Item] = {}
+    for row in rows:
+        question = mask(str(row.get("question") or "")).strip()
+        if not question:
+            continue
+        key = _key(str(row.get("normalized") or "") or question)
+        at = row.get("created_at")
+        item = items.get(key)
+        if item is None:
+            items[key] = _Item(key, 1, at, at, Counter([question]))
+            continue
+        item.count += 1
+        item.questions[question] += 1
+        if at is not None:
+            item.first_seen = at if item.first_seen is None else min(item.first_seen, at)
+            item.last_seen = at if item.last_seen is None else max(item.last_seen, at)
+    return list(items.values())
+
+
+def _key(text: str) -> str:
+    """The text that is compared: lower case, no mask tokens, fillers or punctuation."""
+    stripped = _NOISE.sub("", text.lower())
+    return stripped or text.strip().lower()
+
+
+def _char_ngrams(text: str) -> list[str]:
+    return [text[i : i + n] for n in (1, 2, 3) for i in range(len(text) - n + 1)]
+
+
+def _leader_groups(keys: list[str], threshold: float) -> list[list[int]]:
+    """Group ``keys`` (most frequent first) by cosine similarity to each group's leader."""
+    vectorizer = TfidfVectorizer(
+        analyzer=_char_ngrams, token_pattern=None, lowercase=False, sublinear_tf=True
+    )
+    matrix = vectorizer.fit_transform(keys).tocsr()
+    leaders: list[int] = []
+    groups: list[list[int]] = []
+    for start in range(0, len(keys), _CHUNK):
+        stop = min(start + _CHUNK, len(keys))
+        before = len(leaders)
+        # Columns: the leaders so far, then this chunk's rows (new leaders come from it).
+        columns = leaders + list(range(start, stop))
+        sims = (matrix[start:stop] @ matrix[columns].T).toarray()
+        leader_cols = list(range(before))
+        for i in range(start, stop):
+            row = sims[i - start]
+            if leader_cols:
+                candidates = row[leader_cols]
+                best = int(np.argmax(candidates))
+                if candidates[best] >= threshold:
+                    groups[best].append(i)
+                    continue
+            leaders.append(i)
+            leader_cols.append(before + i - start)
+            groups.append([i])
+    return groups
+
+
+def _nearest(find: Callable[[str], Any], question: str) -> Nearest | None:
+    found = find(question)
+    if found is None:
+        return None
+    if isinstance(found, Mapping):
+        fid, text, score = found.get("id"), found.get("question"), found.get("score")
+    else:
+        fid, text, score = found.id, found.question, found.score
+    return Nearest(id=str(fid), question=str(text), score=float(score or 0.0))
+
+
+def _when(moment: datetime | None, tz: tzinfo) -> str:
+    if moment is None:
+        return ""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _timestamp(moment: datetime | None) -> float:
+    if moment is None:
+        return 0.0
+    return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
+
+
+def _yaml_scalar(text: str) -> str:
+    """Return ``text`` as a one-line YAML scalar, quoted only when YAML needs it."""
+    dumped = yaml.safe_dump({"k": " ".join(text.split())}, allow_unicode=True, width=10**6)
+    return dumped[len("k: ") :].rstrip("\n")
