@@ -783,7 +783,7 @@ def _session_hash(session: str | None) -> str | None:
 
 
 def _candidates_json(candidates: Iterable[Mapping[str, Any]]) -> str:
-    top = []
+    top: list[dict[str, Any]] = []
     for candidate in candidates:
         if len(top) == _MAX_CANDIDATES:
             break

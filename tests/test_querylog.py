@@ -60,14 +60,16 @@ def _require_postgres() -> None:
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
+        return
     except sa.exc.OperationalError as e:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {PG_URL} ({e.orig}). The query-log tests need "
-            "it: start the server (.ci/run does) or point XIAOCHENG_TEST_PG_URL at one.",
-            pytrace=False,
-        )
+        reason = str(e.orig).strip()
     finally:
         engine.dispose()
+    pytest.fail(
+        f"PostgreSQL is not reachable at {PG_URL} ({reason}). The query-log tests need "
+        "it: start the server (.ci/run does) or point XIAOCHENG_TEST_PG_URL at one.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -495,12 +497,12 @@ def test_reading_masks_again(store: QueryLog, backend: Backend) -> None:
     assert store.unanswered(threshold=1.1)[0]["question"] == "电话[手机号]"
 
 
-def _callable_names(store: QueryLog) -> list[Callable[..., Any]]:
+def _dashboard_reads(store: QueryLog) -> list[Callable[..., Any]]:
     return [store.daily_counts, store.type_shares, store.top_faqs, store.helpful_rates]
 
 
 def test_reads_on_an_empty_log(store: QueryLog) -> None:
-    assert [f() for f in _callable_names(store)] == [
+    assert [f() for f in _dashboard_reads(store)] == [
         [],
         [
             {"type": "answer", "count": 0, "share": 0.0},
