@@ -13,6 +13,7 @@ query log on first use (its writer thread and connections cannot cross a
 fork) and flushes it when it exits.
 """
 
+import gc
 import os
 
 wsgi_app = "app:app"
@@ -31,6 +32,15 @@ proc_name = "xiaocheng"
 # Gunicorn >= 25 opens a control socket at one fixed per-user path; several
 # servers on one machine (tests, benchmark, a second site) would fight over it.
 control_socket_disable = True
+
+
+def pre_fork(server, worker):
+    """Freeze what the master loaded (bank, index, dictionaries) before forking.
+
+    The workers' garbage collector then never walks those objects: their pages
+    stay shared copy-on-write, and no long collection lands inside a request.
+    """
+    gc.freeze()
 
 
 def worker_exit(server, worker):

@@ -176,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"]
     if args.worker_class:
         gunicorn += ["-k", args.worker_class]
+    load_before = os.getloadavg()[0]
     proc = subprocess.Popen(gunicorn, cwd=REPO, env=env)
     try:
         _wait_healthy(port, proc, timeout=120)
@@ -183,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         timed = _wrk(
             port, duration=args.duration, connections=args.connections, threads=args.threads
         )
+        load_during = os.getloadavg()[0]
         time.sleep(1)  # let requests that wrk abandoned at its deadline finish
         exact_since = datetime.now(UTC)
         exact_ok = _sequential_asks(port, args.exact)
@@ -195,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         f"worker class: {args.worker_class or 'config default'}; "
         f"wrk: {args.connections} connections, {args.threads} threads, {args.duration} s"
     )
+    # Other work on the machine takes cores from both gunicorn and wrk.
+    print(f"load average: {load_before:.2f} before, {load_during:.2f} at the end of the timed run")
     print(f"requests: {timed.answered} answered ({timed.rps:,.0f} req/s)")
     print(
         f"latency: p50 {timed.p50_us / 1000:.1f} ms, p90 {timed.p90_us / 1000:.1f} ms, "

@@ -153,14 +153,13 @@ def create_app(
     )
     app.logger.info("loaded %d FAQs from %s", len(bot.bank.faqs), app.config["FAQ_DIR"])
     url, grace = app.config["DATABASE_URL"], app.config["QUERYLOG_FEEDBACK_GRACE_S"]
-
-    def open_querylog() -> QueryLog:
-        return QueryLog(url, feedback_grace_s=grace)
-
-    # Create or migrate the schema now, before any worker forks, then let each
-    # process open its own.
-    open_querylog().close()
-    app.extensions["xiaocheng"] = Service(bot, open_querylog)
+    # Create or migrate the schema now, once, before any worker forks. Each process
+    # then opens its own log without touching the database, so a worker whose
+    # database is briefly down still answers while its log's writer retries.
+    QueryLog(url).close()
+    app.extensions["xiaocheng"] = Service(
+        bot, lambda: QueryLog(url, feedback_grace_s=grace, migrate=False)
+    )
 
     limiter = Limiter(
         get_remote_address,

@@ -344,6 +344,17 @@ def test_healthz(web, shared_app):
     assert response.cache_control.no_store
 
 
+def test_healthz_when_the_database_is_gone(app, client):
+    instance = Path(app.instance_path)
+    for path in instance.glob("querylog.db*"):
+        path.unlink()
+    (instance / "querylog.db").mkdir()  # the process has not opened its log yet
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert (body["status"], body["database"], body["faqs"]) == ("degraded", "unreachable", 5)
+
+
 # --- unknown routes and failures -----------------------------------------------
 
 
