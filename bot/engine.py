@@ -213,7 +213,7 @@ class Bot:
         hits = [pos for pos, t in enumerate(self._typeahead) if text in t]
         hits.sort(key=lambda pos: (self._typeahead[pos].find(text), len(self._typeahead[pos])))
         if len(hits) < limit and len(text) >= 2:
-            for pos, _, _ in self.index.top_faqs(self.pipeline.prepare(prefix), k=limit):
+            for pos, *_ in self.index.top_faqs(self.pipeline.prepare(prefix), k=limit):
                 if pos not in hits:
                     hits.append(pos)
         hits = [pos for pos in hits if self.bank.faqs[pos].category != SMALLTALK]

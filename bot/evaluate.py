@@ -8,6 +8,7 @@ never grades the thresholds on the questions they were fitted to.
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -33,7 +34,14 @@ __all__ = [
 ]
 
 FALLBACK = "fallback"
-_COEFS = ("raw_coef", "margin_coef", "coverage_coef", "unknown_coef")
+_COEFS = (
+    "raw_coef",
+    "margin_coef",
+    "coverage_coef",
+    "unknown_coef",
+    "votes_coef",
+    "coverage_margin_coef",
+)
 
 
 @dataclass(frozen=True)
@@ -166,67 +174,81 @@ def self_retrieval(bot: Bot) -> tuple[int, list[tuple[str, str, str | None]]]:
     return total, failures
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """One labelled question as the fit sees it."""
+
+    raw: float
+    evidence: list[float]
+    right: bool  # in the remit and the best FAQ is its FAQ
+    in_remit: bool
+    routed: bool  # an out-of-remit keyword sends it elsewhere whatever the score
+
+
 def fit_thresholds(
     bot: Bot,
     items: list[Labelled],
     *,
-    max_wrong: float = 0.02,
-    max_out_answered: float = 0.03,
+    max_wrong: float = 0.03,
+    max_out_answered: float = 0.05,
+    wrong_cost: float = 4.0,
 ) -> dict[str, Any]:
     """Fit the calibration curve and the answer / clarify thresholds on ``items``.
 
     The calibration is a logistic regression of "the best FAQ is the right
     one" on the matcher's Evidence (raw score, margin, coverage, unknown
-    words). The answer threshold is the lowest that keeps wrong answers and
-    answered out-of-remit questions within the given rates; the clarify
-    threshold is the lowest that keeps out-of-remit questions from being
-    offered choices more than twice that.
+    words, votes, coverage margin). The answer threshold maximises right
+    answers minus ``wrong_cost`` times the wrong ones (in the remit or
+    not), among thresholds that keep both error rates within the caps
+    (rounded up to whole questions). The
+    clarify threshold is the lowest that offers choices to no more
+    out-of-remit questions than twice the cap.
     """
     from sklearn.linear_model import LogisticRegression
 
-    rows = []
+    scored = []
     for item in items:
         p = bot.pipeline.prepare(item.q)
         cands = bot.matcher.rank(p)
         ev = bot.matcher.evidence(p, cands)
-        outside = bot.hints.outside_topic(p) is not None
         top = bot.bank.faqs[cands[0].pos].id if cands else None
-        gold_in = item.id != FALLBACK
-        rows.append((ev.raw, ev.vector(), gold_in and top == item.id, gold_in, outside))
-    x = np.array([r[1] for r in rows])
-    y = np.array([r[2] for r in rows], dtype=int)
+        in_remit = item.id != FALLBACK
+        routed = bot.hints.outside_topic(p) is not None
+        scored.append(_Scored(ev.raw, ev.vector(), in_remit and top == item.id, in_remit, routed))
+    x = np.array([s.evidence for s in scored])
+    y = np.array([s.right for s in scored], dtype=int)
     if len(set(y.tolist())) < 2:
         raise ValueError("the labelled questions need both right and wrong top-1 results to fit")
     model = LogisticRegression(C=100.0, max_iter=1000).fit(x, y)
-    bias = float(model.intercept_[0])
-    coefs = dict(zip(_COEFS, (float(v) for v in model.coef_[0]), strict=True))
     probs = model.predict_proba(x)[:, 1]
     override = bot.matcher.config.outside_override
-    n_in = sum(r[3] for r in rows) or 1
-    n_out = sum(not r[3] for r in rows) or 1
+    answerable = [not s.routed or s.raw >= override for s in scored]
+    n_in = sum(s.in_remit for s in scored)
+    n_out = len(scored) - n_in
+    cap_wrong, cap_out = math.ceil(max_wrong * n_in), math.ceil(max_out_answered * n_out)
 
-    def answered(t: float) -> list[bool]:
-        return [p >= t and (not r[4] or r[0] >= override) for p, r in zip(probs, rows, strict=True)]
-
-    best_answer = 0.99
+    best_answer, best_utility = 0.99, -math.inf
     for t in np.arange(0.05, 0.99, 0.01):
-        ans = answered(float(t))
-        wrong = sum(a and r[3] and not r[2] for a, r in zip(ans, rows, strict=True)) / n_in
-        out = sum(a and not r[3] for a, r in zip(ans, rows, strict=True)) / n_out
-        if wrong <= max_wrong and out <= max_out_answered:
-            best_answer = float(t)
-            break
+        ans = [p >= t and a for p, a in zip(probs, answerable, strict=True)]
+        right = sum(a and s.right for a, s in zip(ans, scored, strict=True))
+        wrong = sum(a and s.in_remit and not s.right for a, s in zip(ans, scored, strict=True))
+        out = sum(a and not s.in_remit for a, s in zip(ans, scored, strict=True))
+        utility = right - wrong_cost * (wrong + out)
+        if wrong <= cap_wrong and out <= cap_out and utility > best_utility:
+            best_answer, best_utility = float(t), utility
     best_clarify = best_answer
     for t in np.arange(0.01, best_answer, 0.01):
-        offered_out = (
-            sum(p >= t and not r[3] and not r[4] for p, r in zip(probs, rows, strict=True)) / n_out
+        offered = sum(
+            p >= t and a and not s.in_remit
+            for p, a, s in zip(probs, answerable, scored, strict=True)
         )
-        if offered_out <= 2 * max_out_answered:
+        if offered <= 2 * cap_out:
             best_clarify = float(t)
             break
+    coefs = zip(_COEFS, (float(v) for v in model.coef_[0]), strict=True)
     return {
-        "bias": round(bias, 4),
-        **{name: round(value, 4) for name, value in coefs.items()},
+        "bias": round(float(model.intercept_[0]), 4),
+        **{name: round(value, 4) for name, value in coefs},
         "answer": round(best_answer, 2),
         "clarify": round(best_clarify, 2),
     }

@@ -193,24 +193,33 @@ class Index:
         return np.bincount(self.postings.indices[take], weights=weights, minlength=self.n_rows)
 
     def top_faqs(
-        self, p: Prepared, *, k: int = 10, rows: int = 64
-    ) -> list[tuple[int, float, list[int]]]:
-        """The best ``k`` FAQs as (FAQ position, best row score, rows sorted by score)."""
+        self, p: Prepared, *, k: int = 10, rows: int = 64, vote_rows: int = 10
+    ) -> list[tuple[int, float, list[int], float]]:
+        """The best ``k`` FAQs as (FAQ position, best row score, rows by score, votes).
+
+        ``votes`` is the FAQ's share of the best ``vote_rows`` matching rows:
+        a question close to several wordings of one FAQ gives it many votes.
+        """
         s = self.scores(p)
         n = min(rows, self.n_rows)
         top = np.argpartition(-s, n - 1)[:n] if n < self.n_rows else np.arange(self.n_rows)
         top = top[np.argsort(-s[top], kind="stable")]
         found: dict[int, tuple[float, list[int]]] = {}
-        for r in top.tolist():
+        hits: dict[int, int] = {}
+        voters = 0
+        for i, r in enumerate(top.tolist()):
             score = float(s[r])
             if score <= 0.0:
                 break
             pos = int(self.row_faq[r])
+            if i < vote_rows:
+                hits[pos] = hits.get(pos, 0) + 1
+                voters += 1
             if pos in found:
                 found[pos][1].append(r)
             elif len(found) < k:
                 found[pos] = (score, [r])
-        return [(pos, sc, rs) for pos, (sc, rs) in found.items()]
+        return [(pos, sc, rs, hits.get(pos, 0) / voters) for pos, (sc, rs) in found.items()]
 
     # --- persistence ---------------------------------------------------------
 

@@ -6,9 +6,12 @@ of the FAQ: on the normalised text and on its pinyin, so a homophone typo
 costs little. The raw mix is mapped to a calibrated score by a logistic
 curve fitted on labelled development questions (``python -m bot fit``).
 Its inputs (:class:`Evidence`) are the best raw score, its margin over the
-next FAQ, how much of the question the best FAQ's wording covers, and the
-share of the question's words the bank has never seen — the last two tell
-a question about another subject (社保, 驾照) from a loosely worded one.
+next FAQ, how much of the question the best FAQ's wording covers (and by
+how much more than the next FAQ's), the share of the question's words the
+bank has never seen, and how many of the best-matching wordings belong to
+the best FAQ. Coverage and unknown words tell a question about another
+subject (社保, 驾照) from a loosely worded one; votes tell a question close
+to one FAQ's many wordings from one that grazes a single alternate.
 """
 
 from __future__ import annotations
@@ -29,17 +32,18 @@ __all__ = ["Candidate", "Decision", "Evidence", "MatcherConfig", "Matcher"]
 class MatcherConfig:
     """Tuning values of the reranker and the decision, overridable from thresholds.yaml."""
 
-    retrieval_weight: float = 0.55
-    fuzz_weight: float = 0.30
-    pinyin_weight: float = 0.15
+    retrieval_weight: float = 0.40
+    fuzz_weight: float = 0.40
+    pinyin_weight: float = 0.20
     k: int = 10
-    # calibrated score = sigmoid(bias + raw_coef * raw + margin_coef * margin
-    #                            + coverage_coef * coverage + unknown_coef * unknown)
+    # calibrated score = sigmoid(bias + Σ coef * evidence), one coef per Evidence field
     bias: float = -6.0
     raw_coef: float = 10.0
     margin_coef: float = 6.0
     coverage_coef: float = 0.0
     unknown_coef: float = 0.0
+    votes_coef: float = 0.0
+    coverage_margin_coef: float = 0.0
     answer: float = 0.5  # calibrated score from which the best FAQ is answered
     clarify: float = 0.15  # calibrated score from which close FAQs are offered
     clarify_window: float = 0.12  # raw distance from the best within which FAQs are offered
@@ -66,6 +70,7 @@ class Candidate:
     retrieval: float
     fuzz: float
     pinyin: float
+    votes: float = 0.0  # share of the best-matching rows that are this FAQ's wordings
 
 
 @dataclass(frozen=True)
@@ -76,9 +81,18 @@ class Evidence:
     margin: float
     coverage: float  # IDF-weighted share of the question's character bigrams in the FAQ's wording
     unknown: float  # share of the question's content words that no bank question uses
+    votes: float  # the best FAQ's share of the best-matching rows
+    coverage_margin: float  # coverage of the best FAQ minus that of the second
 
     def vector(self) -> list[float]:
-        return [self.raw, self.margin, self.coverage, self.unknown]
+        return [
+            self.raw,
+            self.margin,
+            self.coverage,
+            self.unknown,
+            self.votes,
+            self.coverage_margin,
+        ]
 
 
 @dataclass(frozen=True)
@@ -108,20 +122,28 @@ class Matcher:
         text, py = p.text, p.pinyin_text
         row_text, row_py = self.index.row_text, self.index.row_pinyin
         out = []
-        for pos, retrieval, rows in found:
+        for pos, retrieval, rows, votes in found:
             fz = max(fuzz.ratio(text, row_text[r], processor=None) for r in rows) / 100.0
             pz = max(fuzz.ratio(py, row_py[r], processor=None) for r in rows) / 100.0
             raw = c.retrieval_weight * retrieval + c.fuzz_weight * fz + c.pinyin_weight * pz
-            out.append(Candidate(pos, raw, retrieval, fz, pz))
+            out.append(Candidate(pos, raw, retrieval, fz, pz, votes))
         out.sort(key=lambda x: -x.raw)
         return out
 
     def evidence(self, p: Prepared, cands: list[Candidate]) -> Evidence:
         if not cands:
-            return Evidence(0.0, 0.0, 0.0, 1.0 if p.words else 0.0)
+            return Evidence(0.0, 0.0, 0.0, 1.0 if p.words else 0.0, 0.0, 0.0)
         best = cands[0]
-        margin = best.raw - (cands[1].raw if len(cands) > 1 else 0.0)
-        return Evidence(best.raw, margin, self._coverage(p, best.pos), self._unknown(p))
+        second = cands[1] if len(cands) > 1 else None
+        coverage = self._coverage(p, best.pos)
+        return Evidence(
+            raw=best.raw,
+            margin=best.raw - (second.raw if second else 0.0),
+            coverage=coverage,
+            unknown=self._unknown(p),
+            votes=best.votes,
+            coverage_margin=coverage - (self._coverage(p, second.pos) if second else 0.0),
+        )
 
     def _coverage(self, p: Prepared, pos: int) -> float:
         block = self.index.blocks[1]  # character n-grams carry the IDF of bigrams
@@ -141,9 +163,15 @@ class Matcher:
 
     def calibrate(self, ev: Evidence) -> float:
         c = self.config
-        z = c.bias + c.raw_coef * ev.raw + c.margin_coef * ev.margin
-        z += c.coverage_coef * ev.coverage + c.unknown_coef * ev.unknown
-        return _sigmoid(z)
+        coefs = (
+            c.raw_coef,
+            c.margin_coef,
+            c.coverage_coef,
+            c.unknown_coef,
+            c.votes_coef,
+            c.coverage_margin_coef,
+        )
+        return _sigmoid(c.bias + sum(k * v for k, v in zip(coefs, ev.vector(), strict=True)))
 
     def decide(self, p: Prepared, cands: list[Candidate], *, outside: bool = False) -> Decision:
         """Answer when the best is good and clearly ahead; clarify when close; else fall back."""

@@ -143,12 +143,24 @@ def test_evidence_coverage_and_unknown_words(bot: Bot) -> None:
 
 
 def test_calibrated_score_rises_with_each_kind_of_evidence(bot: Bot) -> None:
-    m = Matcher(bot.index, MatcherConfig(coverage_coef=2.0, unknown_coef=-2.0))
-    base = Evidence(0.5, 0.1, 0.5, 0.5)
-    assert m.calibrate(base) < m.calibrate(Evidence(0.6, 0.1, 0.5, 0.5))
-    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.2, 0.5, 0.5))
-    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.9, 0.5))
-    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.5, 0.0)) <= 1.0
+    config = MatcherConfig(
+        coverage_coef=2.0, unknown_coef=-2.0, votes_coef=1.0, coverage_margin_coef=1.0
+    )
+    m = Matcher(bot.index, config)
+    base = Evidence(0.5, 0.1, 0.5, 0.5, 0.5, 0.1)
+    assert m.calibrate(base) < m.calibrate(Evidence(0.6, 0.1, 0.5, 0.5, 0.5, 0.1))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.2, 0.5, 0.5, 0.5, 0.1))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.9, 0.5, 0.5, 0.1))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.5, 0.0, 0.5, 0.1))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.5, 0.5, 0.9, 0.1))
+    assert m.calibrate(base) < m.calibrate(Evidence(0.5, 0.1, 0.5, 0.5, 0.5, 0.4)) <= 1.0
+
+
+def test_votes_count_the_best_rows_of_each_faq(bot: Bot) -> None:
+    ranked = bot.matcher.rank(bot.pipeline.prepare("违建怎么举报"))
+    assert bot.bank.faqs[ranked[0].pos].id == "building-report"
+    assert ranked[0].votes == max(c.votes for c in ranked) > 0
+    assert sum(c.votes for c in ranked) == pytest.approx(1.0)
 
 
 def test_thresholds_come_from_the_bank(faq_dir: Path, jieba_cache: Path) -> None:
