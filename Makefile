@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 HOST_PORT ?= 127.0.0.1:8000
 
-.PHONY: run serve
+.PHONY: run serve test
 
 # Set everything up from a fresh clone, build the index and start the server.
 run: $(VENV)/bin/gunicorn
@@ -19,3 +19,9 @@ $(VENV)/bin/gunicorn: pyproject.toml
 # Start gunicorn on an existing environment and index.
 serve:
 	XIAOCHENG_BIND=$(HOST_PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py
+
+# Install everything the tests need (Chromium, PostgreSQL up, dev packages, axe-core)
+# and run the whole suite, browser tests included.
+test:
+	./scripts/test-deps.sh
+	$(VENV)/bin/python -m pytest
