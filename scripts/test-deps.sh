@@ -10,10 +10,12 @@ VENV=${VENV:-.venv}
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "== installing Debian chromium"
+# Chromium for the browser tests; a CJK font so their screenshots show Chinese text.
+if [ ! -x /usr/bin/chromium ] || ! dpkg -s fonts-noto-cjk >/dev/null 2>&1; then
+  echo "== installing Debian chromium and fonts-noto-cjk"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+    chromium chromium-driver fonts-noto-cjk >/dev/null
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
