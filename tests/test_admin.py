@@ -1,0 +1,755 @@
+"""The analyst console under /admin, on the real app, the mini bank and a real SQLite
+query log filled through the real API (POST /api/ask, POST /api/feedback)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.security import generate_password_hash
+
+from bot import web_admin
+from bot.config import ConfigError
+from bot.web import create_app
+from bot.web_admin import (
+    MSG_CSRF,
+    MSG_LOGGED_OUT,
+    MSG_LOGIN_REQUIRED,
+    MSG_NOT_CONFIGURED,
+    MSG_WRONG_PASSWORD,
+)
+
+PASSWORD = "后台口令 correct horse"
+# A cheap hash keeps the tests fast; production hashes come from bot.admin_password.
+HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+
+# Endpoints the console must have; the anonymous test walks every /admin rule.
+CONSOLE_ENDPOINTS = {
+    "admin.login",
+    "admin.logout",
+    "admin.dashboard",
+    "admin.clusters",
+    "admin.queries",
+    "admin.export_queries",
+    "admin.export_clusters",
+    "admin.asset",
+}
+PUBLIC_ENDPOINTS = {"admin.login", "admin.asset"}
+
+BUILDING_Q = "如何举报违法建筑？"
+VENDOR_Q = "路边有流动摊贩占道经营怎么办？"
+
+
+# --- fixtures and helpers ---------------------------------------------------------
+
+
+MINI_FAQ = Path(__file__).parent / "data" / "mini_faq"
+
+
+@pytest.fixture(scope="session")
+def index_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One index for every app of the session (the mini bank does not change)."""
+    return tmp_path_factory.mktemp("admin-index") / "index.pkl"
+
+
+def _create(instance: Path, jieba_cache: Path, index_path: Path, **overrides: Any) -> Flask:
+    config = {
+        "TESTING": True,
+        "FAQ_DIR": str(MINI_FAQ),
+        "CACHE_DIR": str(jieba_cache),
+        "INDEX_PATH": str(index_path),
+        "RATELIMIT_ENABLED": False,
+        "ADMIN_PASSWORD_HASH": HASH,
+        "ADMIN_LOGIN_DELAY_S": 0,
+        **overrides,
+    }
+    app = create_app(config, instance_path=instance)
+    web_admin.init_app(app)  # does nothing once create_app registers the console
+    return app
+
+
+@pytest.fixture(scope="module")
+def shared_app(
+    tmp_path_factory: pytest.TempPathFactory, jieba_cache: Path, index_path: Path
+) -> Iterator[Flask]:
+    """One app for the tests of access control, which do not read the log."""
+    app = _create(tmp_path_factory.mktemp("admin"), jieba_cache, index_path)
+    yield app
+    app.extensions["xiaocheng"].close()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, jieba_cache: Path, index_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build apps of the test's own, each with an empty query log."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> Flask:
+        app = _create(tmp_path / f"instance{len(apps)}", jieba_cache, index_path, **overrides)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["xiaocheng"].close()
+
+
+@pytest.fixture
+def client(shared_app: Flask) -> FlaskClient:
+    return shared_app.test_client()
+
+
+@pytest.fixture
+def admin(shared_app: Flask) -> FlaskClient:
+    """A client logged in to the shared app."""
+    return logged_in(shared_app)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """An app of this test's own, with an empty query log."""
+    return make_app()
+
+
+@pytest.fixture
+def analyst(app: Flask) -> FlaskClient:
+    """A client logged in to this test's own app."""
+    return logged_in(app)
+
+
+def logged_in(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    response = login(client)
+    assert response.status_code == 302, response.text
+    return client
+
+
+def token_of(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+def login(client: FlaskClient, password: str = PASSWORD, **form: str):
+    token = token_of(client.get("/admin/login").text)
+    return client.post("/admin/login", data={"password": password, "csrf_token": token, **form})
+
+
+def ask(app: Flask, client: FlaskClient, *questions: str) -> list[str]:
+    """Ask through the real API; return the query ids once the rows are written."""
+    ids = []
+    for q in questions:
+        response = client.post("/api/ask", json={"q": q})
+        assert response.status_code == 200, response.text
+        ids.append(response.get_json()["query_id"])
+    app.extensions["xiaocheng"].querylog.flush()
+    return ids
+
+
+def feedback(app: Flask, client: FlaskClient, query_id: str, helpful: bool) -> None:
+    response = client.post("/api/feedback", json={"query_id": query_id, "helpful": helpful})
+    assert response.status_code == 200, response.text
+    app.extensions["xiaocheng"].querylog.flush()
+
+
+def svg(html: str, chart_id: str) -> str:
+    match = re.search(rf'<svg [^>]*id="{chart_id}".*?</svg>', html, re.S)
+    assert match, f"no chart {chart_id}"
+    return match.group(0)
+
+
+def bars(chart: str, cls: str = "bar") -> list[tuple[str, str]]:
+    """(data-label, data-value) of every rect of class ``cls`` in the chart."""
+    return re.findall(
+        rf'<rect class="{cls}"[^>]* data-label="([^"]*)"[^>]* data-value="([^"]*)"', chart
+    )
+
+
+def today():
+    return web_admin.today()
+
+
+def error_text(html: str) -> list[str]:
+    return re.findall(r'<div class="notice notice-error" role="alert"><p>(.*?)</p>', html)
+
+
+# --- logging in and out ------------------------------------------------------------
+
+
+def test_login_page_is_chinese_with_a_csrf_field(client):
+    response = client.get("/admin/login")
+    assert response.status_code == 200
+    html = response.text
+    assert '<html lang="zh-CN">' in html
+    assert '<h1 id="login-title">登录咨询分析后台</h1>' in html
+    assert '<label for="password">后台密码</label>' in html
+    assert len(token_of(html)) >= 40
+    assert 'autocomplete="current-password"' in html
+
+
+def test_login_then_logout(client):
+    response = login(client)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+    token = token_of(client.get("/admin/").text)
+    response = client.post("/admin/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?out=1"
+    assert MSG_LOGGED_OUT in client.get("/admin/login?out=1").text
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/"
+
+
+def test_wrong_password_is_refused(client):
+    response = login(client, "wrong password")
+    assert response.status_code == 401
+    assert error_text(response.text) == [MSG_WRONG_PASSWORD]
+    assert 'aria-invalid="true"' in response.text
+    assert client.get("/admin/").status_code == 302
+    assert login(client, "").status_code == 401
+
+
+def test_session_cookie_flags(make_app):
+    client = make_app().test_client()
+    cookie = login(client).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Path=/admin" in cookie
+    assert "Secure" not in cookie
+
+    secure = make_app(SESSION_COOKIE_SECURE=True).test_client()
+    secure_cookie = login(secure).headers["Set-Cookie"]
+    assert "; Secure" in secure_cookie
+
+
+def test_login_returns_to_the_page_asked_for_and_never_off_site(client):
+    response = client.get("/admin/queries?type=fallback")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/queries?type%3Dfallback"
+    response = login(client, next="/admin/queries?type=fallback")
+    assert response.headers["Location"] == "/admin/queries?type=fallback"
+    for target in [
+        "//evil.example/admin/",
+        "https://evil.example/admin/",
+        "/\\evil.example",
+        "/api/hot",
+        "/admin/logout",
+        "javascript:alert(1)",
+    ]:
+        client.post("/admin/logout", data={"csrf_token": token_of(client.get("/admin/").text)})
+        response = login(client, next=target)
+        assert response.headers["Location"] == "/admin/", target
+
+
+def test_a_logged_in_visit_to_the_login_page_goes_to_the_dashboard(admin):
+    response = admin.get("/admin/login")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+
+
+def test_login_lapses_after_the_session_hours(make_app):
+    client = make_app(ADMIN_SESSION_HOURS=0).test_client()
+    assert login(client).status_code == 302
+    assert client.get("/admin/").status_code == 302
+
+
+def test_changing_the_password_ends_every_login(app, analyst):
+    assert analyst.get("/admin/").status_code == 200
+    app.config["ADMIN_PASSWORD_HASH"] = generate_password_hash(
+        "另一个口令 new", method="pbkdf2:sha256:1000"
+    )
+    assert analyst.get("/admin/").status_code == 302
+
+
+def test_without_a_password_hash_the_console_says_so_and_refuses(make_app):
+    client = make_app(ADMIN_PASSWORD_HASH=None).test_client()
+    page = client.get("/admin/login")
+    assert page.status_code == 200
+    assert error_text(page.text) == [MSG_NOT_CONFIGURED]
+    assert 'type="password"' not in page.text
+    # No form to take a token from: give the session one, as a form would have.
+    with client.session_transaction() as session:
+        session["csrf"] = token = "t" * 43
+    response = client.post("/admin/login", data={"password": "", "csrf_token": token})
+    assert response.status_code == 503
+    assert error_text(response.text) == [MSG_NOT_CONFIGURED]
+    assert client.get("/admin/").status_code == 302
+
+
+def test_an_unusable_password_hash_stops_start_up():
+    app = Flask(__name__)
+    app.config["ADMIN_PASSWORD_HASH"] = "my-plain-password"
+    with pytest.raises(ConfigError) as excinfo:
+        web_admin.init_app(app)
+    assert str(excinfo.value) == (
+        "ADMIN_PASSWORD_HASH is not a password hash; make one with python -m bot.admin_password"
+    )
+    app = Flask(__name__)
+    app.config["ADMIN_PASSWORD_HASH"] = "md5$salt$hash"
+    with pytest.raises(ConfigError, match="is not a usable password hash"):
+        web_admin.init_app(app)
+
+
+def test_failed_logins_are_delayed(make_app):
+    client = make_app(ADMIN_LOGIN_DELAY_S=0.3).test_client()
+    started = time.perf_counter()
+    assert login(client, "wrong password").status_code == 401
+    assert time.perf_counter() - started >= 0.3
+
+
+def test_login_attempts_are_rate_limited(make_app):
+    client = make_app(RATELIMIT_ENABLED=True, ADMIN_LOGIN_RATELIMIT="2/minute").test_client()
+    assert login(client, "wrong 1").status_code == 401
+    assert login(client, "wrong 2").status_code == 401
+    response = login(client)
+    assert response.status_code == 429
+    assert error_text(response.text) == ["登录尝试过于频繁，请稍后再试。"]
+    assert int(response.headers["Retry-After"]) > 0
+    # Showing the form is not limited.
+    assert client.get("/admin/login").status_code == 200
+
+
+def test_init_app_twice_is_harmless(shared_app):
+    app = shared_app
+    rules = len(list(app.url_map.iter_rules()))
+    guards = len(app.before_request_funcs[None])
+    web_admin.init_app(app)
+    assert len(list(app.url_map.iter_rules())) == rules
+    assert len(app.before_request_funcs[None]) == guards
+
+
+# --- CSRF -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token"])
+def test_login_without_the_right_csrf_token_is_refused(client, token):
+    client.get("/admin/login")
+    data = {"password": PASSWORD}
+    if token is not None:
+        data["csrf_token"] = token
+    response = client.post("/admin/login", data=data)
+    assert response.status_code == 400
+    assert error_text(response.text) == [MSG_CSRF]
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_logout_without_the_right_csrf_token_is_refused(admin, token):
+    data = {} if token is None else {"csrf_token": token}
+    response = admin.post("/admin/logout", data=data)
+    assert response.status_code == 400
+    assert error_text(response.text) == [MSG_CSRF]
+    assert admin.get("/admin/").status_code == 200  # still logged in
+
+
+def test_csrf_token_in_a_header_and_json_errors(admin):
+    response = admin.post("/admin/logout", headers={"Accept": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json() == {"error": {"code": "csrf_failed", "message": MSG_CSRF}}
+    token = token_of(admin.get("/admin/").text)
+    response = admin.post("/admin/logout", headers={"X-CSRF-Token": token})
+    assert response.status_code == 302
+
+
+def test_a_token_from_another_session_is_refused(shared_app, admin):
+    other = shared_app.test_client()
+    other_token = token_of(other.get("/admin/login").text)
+    response = admin.post("/admin/logout", data={"csrf_token": other_token})
+    assert response.status_code == 400
+
+
+# --- nothing without logging in --------------------------------------------------
+
+
+def admin_rules(app: Flask) -> list[tuple[str, str, set[str]]]:
+    return sorted(
+        (rule.rule, rule.endpoint, set(rule.methods or ()) - {"HEAD", "OPTIONS"})
+        for rule in app.url_map.iter_rules()
+        if rule.rule == "/admin" or rule.rule.startswith("/admin/")
+    )
+
+
+def test_every_admin_url_refuses_an_anonymous_client(app):
+    client = app.test_client()
+    ask(app, client, "今天天气怎么样", "违章搭建怎么举报")
+    rules = admin_rules(app)
+    assert CONSOLE_ENDPOINTS <= {endpoint for _, endpoint, _ in rules}
+    checked = 0
+    for rule, endpoint, methods in rules:
+        if endpoint in PUBLIC_ENDPOINTS:
+            continue
+        assert "<" not in rule, f"{rule}: a rule with arguments needs its own case here"
+        for method in sorted(methods | {"POST"}):
+            response = client.open(rule, method=method)
+            if method == "GET":
+                assert response.status_code == 302, rule
+                assert response.headers["Location"].startswith("/admin/login?next=/admin"), rule
+            else:
+                assert response.status_code == 401, (method, rule)
+                assert error_text(response.text) == [MSG_LOGIN_REQUIRED]
+            assert "今天天气" not in response.text
+            checked += 1
+        assert client.head(rule).status_code == 302
+    assert checked >= 11  # 5 pages and exports x (GET, POST), and logout
+    # Paths nobody registered are not revealed either.
+    for path in ["/admin", "/admin/nope", "/admin/export/other.csv"]:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/admin/login?next=")
+    assert client.put("/admin/reload").status_code == 401
+
+
+def test_only_the_login_page_and_the_console_assets_are_public(client):
+    assert client.get("/admin/login").status_code == 200
+    with client.get("/admin/static/admin.css") as css:
+        assert css.status_code == 200
+        assert css.headers["Content-Type"] == "text/css; charset=utf-8"
+        assert b"--blue: #1d5aa3;" in css.data
+    with client.get("/admin/static/admin.js") as js:
+        assert js.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    for path in ["/admin/static/nope.css", "/admin/static/../web_admin.py", "/admin/static/"]:
+        assert client.get(path).status_code in (302, 404), path
+    assert "web_admin" not in client.get("/admin/static/../web_admin.py").text
+
+
+# --- pages are CSP-clean and private ------------------------------------------------
+
+
+def test_pages_carry_no_inline_script_or_style_and_are_not_cached(app, analyst):
+    ask(app, analyst, "今天天气怎么样", "摊贩", "违章搭建怎么举报")
+    for path in ["/admin/", "/admin/clusters", "/admin/queries", "/admin/login", "/admin/nope"]:
+        response = analyst.get(path)
+        html = response.text
+        assert not re.search(r"\sstyle\s*=", html), path
+        assert not re.search(r"<script(?![^>]*\ssrc=)", html), path
+        assert not re.search(r"\son[a-z]+\s*=", html), path
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["Cache-Control"] == "no-store", path
+        assert response.headers["X-Robots-Tag"] == "noindex, nofollow"
+
+
+def test_console_404_is_a_chinese_page(admin):
+    response = admin.get("/admin/nope")
+    assert response.status_code == 404
+    assert error_text(response.text) == ["您访问的页面不存在。"]
+
+
+# --- dashboard -------------------------------------------------------------------
+
+
+@pytest.fixture
+def filled(app: Flask) -> dict[str, list[str]]:
+    """8 questions today: 5 answered (3 + 2), 1 clarified, 2 not answered; 4 verdicts."""
+    client = app.test_client()
+    ids = {
+        "building": ask(app, client, "违章搭建怎么举报", "违建", "邻居私搭乱建找谁"),
+        "vendor": ask(app, client, "小摊贩占道", "占道经营投诉"),
+        "weather": ask(app, client, "今天天气怎么样", "今天天气怎么样"),
+        "clarify": ask(app, client, "摊贩"),
+    }
+    feedback(app, client, ids["building"][0], True)
+    feedback(app, client, ids["building"][1], True)
+    feedback(app, client, ids["building"][2], False)
+    feedback(app, client, ids["vendor"][0], True)
+    return ids
+
+
+def test_dashboard_charts_show_the_logged_numbers(analyst, filled):
+    html = analyst.get("/admin/").text
+    day = today()
+
+    daily = bars(svg(html, "chart-daily"))
+    assert len(daily) == 30
+    assert daily[0][0] == (day - timedelta(days=29)).isoformat()
+    assert daily[-1] == (day.isoformat(), "8")
+    assert {value for _, value in daily[:-1]} == {"0"}
+    assert '<title id="chart-daily-title">每日提问数</title>' in html
+    assert f"<title>{day.isoformat()}：8 次</title>" in html
+
+    shares = svg(html, "chart-shares")
+    today_segments = re.findall(
+        rf'<rect class="seg seg-(\w+)"[^>]* data-label="{day}" data-series="\w+" '
+        r'data-value="(\d+)"',
+        shares,
+    )
+    assert today_segments == [("answer", "5"), ("clarify", "1"), ("fallback", "2")]
+    assert len(bars(shares, "empty")) == 29
+    assert "直接回答 62.5%（5）" in shares
+    assert "反问澄清 12.5%（1）" in shares
+    assert "未能回答 25%（2）" in shares
+
+    assert bars(svg(html, "chart-top")) == [(BUILDING_Q, "3"), (VENDOR_Q, "2")]
+    assert bars(svg(html, "chart-helpful")) == [(BUILDING_Q, "0.67"), (VENDOR_Q, "1")]
+
+    stats = dict(re.findall(r'<p class="stat-value" id="stat-(\w+)">([^<]*)</p>', html))
+    assert stats == {
+        "total": "8",
+        "answer": "5",
+        "clarify": "1",
+        "fallback": "2",
+        "helpful": "75.0%",
+    }
+    rates = re.findall(
+        r'<tr><td><span class="faq-id">([\w-]+)</span> [^<]*</td><td class="num">(\d+)</td>'
+        r'<td class="num">(\d+)</td><td class="num">([^<]+)</td></tr>',
+        html,
+    )
+    assert rates == [("building-report", "2", "1", "66.7%"), ("vendor-report", "1", "0", "100.0%")]
+
+
+def test_dashboard_filters_by_date_range_and_type(analyst, filled):
+    day = today()
+    week = analyst.get(f"/admin/?from={day - timedelta(days=6)}&to={day}").text
+    assert len(bars(svg(week, "chart-daily"))) == 7
+    assert f"{day - timedelta(days=6)} 至 {day}（7 天，北京时间）" in week
+
+    earlier = analyst.get(f"/admin/?from={day - timedelta(days=9)}&to={day - timedelta(days=1)}")
+    daily = bars(svg(earlier.text, "chart-daily"))
+    assert len(daily) == 9 and {v for _, v in daily} == {"0"}
+    assert "这段时间还没有直接回答的提问。" in earlier.text
+
+    fallback = analyst.get("/admin/?type=fallback").text
+    assert bars(svg(fallback, "chart-daily"))[-1] == (day.isoformat(), "2")
+    assert '<title id="chart-daily-title">每日未能回答的提问数</title>' in fallback
+    assert '<option value="fallback" selected>未能回答</option>' in fallback
+
+
+@pytest.mark.parametrize(
+    ("query", "message", "days"),
+    [
+        (
+            "from=2024-13-01",
+            "开始日期“2024-13-01”无法识别，请按“年-月-日”填写，例如 2024-03-01。",
+            30,
+        ),
+        ("to=tomorrow", "结束日期“tomorrow”无法识别，请按“年-月-日”填写，例如 2024-03-01。", 30),
+        ("from=2024-03-10&to=2024-03-01", "开始日期晚于结束日期，已将两者对调。", 10),
+        (
+            "from=2020-01-01&to=2024-03-01",
+            "日期范围最长 366 天，已改为截至结束日期的 366 天。",
+            366,
+        ),
+        ("type=everything", "回复类型无效，已显示全部类型。", 30),
+    ],
+)
+def test_bad_filters_are_explained_and_replaced(admin, query, message, days):
+    html = admin.get(f"/admin/?{query}").text
+    notices = re.findall(
+        r'<div class="notice notice-warn" role="alert">\s*<ul><li>(.*?)</li>', html
+    )
+    assert notices == [message]
+    assert len(bars(svg(html, "chart-daily"))) == days
+
+
+def test_filters_read_china_time_days():
+    f = web_admin.parse_filters(
+        {"from": "2024-03-01", "to": "2024-03-02"}, today=today(), max_days=366
+    )
+    assert f.since.isoformat() == "2024-02-29T16:00:00+00:00"
+    assert f.until.isoformat() == "2024-03-02T16:00:00+00:00"
+    assert f.days == 2
+    assert f.slug() == "2024-03-01_2024-03-02"
+
+
+# --- clusters ----------------------------------------------------------------------
+
+
+def test_clusters_page_groups_repeated_unanswered_questions(app, analyst):
+    ask(
+        app,
+        analyst,
+        "今天天气怎么样",
+        "今天天气怎么样",
+        "今天天气如何",
+        "今天天气怎么样？",
+        "摊贩",
+        "共享单车乱停 13812345678",
+        "违章搭建怎么举报",
+    )
+    html = analyst.get("/admin/clusters").text
+    assert '<p class="summary" id="cluster-summary">共 3 类、6 次提问。</p>' in html
+    heads = re.findall(
+        r'<span class="count">(\d+) 次提问</span><span class="distinct">(\d+) 种问法</span>', html
+    )
+    assert heads == [("4", "3"), ("1", "1"), ("1", "1")]
+    first = html[html.index('id="cluster-1"') : html.index('id="cluster-2"')]
+    # Most asked first; equally asked, the most recent first.
+    assert re.findall(r"<li>([^<]+)</li>", first) == [
+        "今天天气怎么样",
+        "今天天气怎么样？",
+        "今天天气如何",
+    ]
+    day = today().isoformat()
+    assert f"首次 {day} " in first and f"最近 {day} " in first
+    assert '<span class="tag tag-new">建议新建条目</span>' in first
+    pre = re.search(r'<pre id="yaml-1"[^>]*>(.*?)</pre>', first, re.S).group(1)
+    assert pre.startswith("# 4 次提问，题库里没有足够接近的条目。")
+    assert "  - id: TODO\n    question: 今天天气怎么样\n    alternates:\n" in pre
+    assert (
+        '<button type="button" class="button button-small copy" data-copy="yaml-1" hidden>' in first
+    )
+
+    # A clarified question close to an entry: proposed as that entry's alternate.
+    stall = next(part for part in html.split('<li class="cluster"') if "<li>摊贩</li>" in part)
+    assert f'<span class="faq-id">vendor-report</span> {VENDOR_Q}' in stall
+    assert '<span class="tag tag-alt">建议加为相似问法</span>' in stall
+    assert "# 把下面几行加到条目 vendor-report 的 alternates: 下：\n      - 摊贩\n" in stall
+
+    assert "13812345678" not in html
+    assert "共享单车乱停 [手机号]" in html
+    assert "违章搭建怎么举报" not in html  # answered well
+
+
+def test_clusters_page_without_unanswered_questions(analyst):
+    html = analyst.get("/admin/clusters").text
+    assert "这段时间没有未能回答的提问。" in html
+    assert "共 0 类、0 次提问。" in html
+
+
+# --- question list ---------------------------------------------------------------
+
+
+def test_queries_are_listed_newest_first_with_paging_and_filters(make_app):
+    app = make_app(ADMIN_PAGE_SIZE=3)
+    client = app.test_client()
+    asked = [
+        "违建",
+        "小摊贩占道",
+        "今天天气怎么样",
+        "摊贩",
+        "夜市太吵了",
+        "社保怎么交",
+        "违建",
+        "hello",
+    ]
+    ask(app, client, *asked)
+    login(client)
+
+    def questions(html: str) -> list[str]:
+        return re.findall(r'<td class="question">([^<]*)</td>', html)
+
+    first = client.get("/admin/queries").text
+    assert questions(first) == asked[::-1][:3]
+    assert "共 8 条，第 1 / 3 页" in first
+    day, start = today(), today() - timedelta(days=29)
+    second = client.get(f"/admin/queries?from={start}&to={day}&page=2").text
+    assert questions(second) == asked[::-1][3:6]
+    assert f'href="/admin/queries?from={start}&amp;to={day}&amp;page=3" rel="next"' in second
+    assert f'href="/admin/queries?from={start}&amp;to={day}&amp;page=1" rel="prev"' in second
+    assert questions(client.get("/admin/queries?page=99").text) == asked[::-1][6:]
+    assert questions(client.get("/admin/queries?page=x").text) == asked[::-1][:3]
+
+    fallback = client.get("/admin/queries?type=fallback").text
+    assert questions(fallback) == ["社保怎么交", "今天天气怎么样"]
+    assert "共 2 条，第 1 / 1 页" in fallback
+    assert '<span class="type type-fallback">未能回答</span>' in fallback
+    assert (
+        f'href="/admin/export/queries.csv?from={start}&amp;to={day}&amp;type=fallback"' in fallback
+    )
+    answered = client.get("/admin/queries?type=answer&page=2").text
+    assert questions(answered) == ["小摊贩占道", "违建"]
+    assert f'<span class="faq-id">vendor-report</span> {VENDOR_Q}' in answered
+
+    empty = client.get(f"/admin/queries?to={day - timedelta(days=1)}").text
+    assert "没有符合条件的咨询记录。" in empty
+
+
+# --- CSV exports -----------------------------------------------------------------------
+
+
+FORMULAS = ['=HYPERLINK("http://x.test","点我")', "+1 违建", "-违建", "@小城 你好"]
+
+
+def test_queries_csv_is_masked_guarded_and_opens_in_excel(app, analyst):
+    asked = ["违章搭建怎么举报", "我的电话是 138-1234-5678，车牌粤B12345", *FORMULAS]
+    ask(app, analyst, *asked)
+    response = analyst.get("/admin/export/queries.csv")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    day = today()
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="queries_{day - timedelta(days=29)}_{day}.csv"'
+    )
+    body = response.data
+    assert body.startswith(b"\xef\xbb\xbf")
+    text = body.decode("utf-8-sig")
+    assert text.startswith("created_at,question,reply_type,faq_id,faq_question,score\r\n")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == web_admin.QUERY_CSV_HEADER
+    stamps = [row[0] for row in rows[1:]]
+    assert all(re.fullmatch(rf"{day} \d\d:\d\d:\d\d", s) for s in stamps), stamps
+    got = [row[1:] for row in rows[1:]]
+    replies = {row[0]: row for row in got}
+    assert [row[0] for row in got] == [
+        "'@小城 你好",
+        "'-违建",
+        "'+1 违建",
+        '\'=HYPERLINK("http://x.test","点我")',
+        "我的电话是 [手机号]，车牌[车牌号]",
+        "违章搭建怎么举报",
+    ]
+    answered = replies["违章搭建怎么举报"]
+    assert answered[1:4] == ["answer", "building-report", BUILDING_Q]
+    assert re.fullmatch(r"0\.\d{4}|1\.0000", answered[4])
+    assert "1234" not in text and "B12345" not in text
+    # The quoted formula cell as it is on disk.
+    assert '"\'=HYPERLINK(""http://x.test"",""点我"")"' in text
+
+
+def test_queries_csv_follows_the_filters(app, analyst):
+    ask(app, analyst, "违建", "今天天气怎么样", "社保怎么交")
+    day = today()
+    response = analyst.get(f"/admin/export/queries.csv?from={day}&to={day}&type=fallback")
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="queries_{day}_{day}_fallback.csv"'
+    )
+    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
+    assert [row[1] for row in rows[1:]] == ["社保怎么交", "今天天气怎么样"]
+    earlier = analyst.get(f"/admin/export/queries.csv?to={day - timedelta(days=1)}")
+    assert earlier.data.decode("utf-8-sig") == (
+        "created_at,question,reply_type,faq_id,faq_question,score\r\n"
+    )
+
+
+def test_clusters_csv(app, analyst):
+    ask(
+        app,
+        analyst,
+        "今天天气怎么样",
+        "今天天气怎么样",
+        "今天天气如何",
+        "摊贩",
+        "=SUM(A1) 13812345678",
+    )
+    response = analyst.get("/admin/export/clusters.csv?type=answer")
+    day = today()
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="clusters_{day - timedelta(days=29)}_{day}.csv"'
+    )
+    assert response.data.startswith(b"\xef\xbb\xbf")
+    text = response.data.decode("utf-8-sig")
+    assert text.startswith(
+        "rank,count,distinct,first_seen,last_seen,nearest_id,nearest_question,nearest_score,"
+        "suggestion,examples\r\n"
+    )
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [(r[0], r[1], r[2], r[8], r[9]) for r in rows[1:]] == [
+        ("1", "3", "2", "new entry", "今天天气怎么样 | 今天天气如何"),
+        ("2", "1", "1", "new entry", "'=SUM(A1) [手机号]"),
+        ("3", "1", "1", "alternates", "摊贩"),
+    ]
+    assert rows[3][5:8] == ["vendor-report", VENDOR_Q, rows[3][7]]
+    assert float(rows[3][7]) >= 0.4
+    assert all(re.fullmatch(rf"{day} \d\d:\d\d", r[3]) for r in rows[1:])
+    assert "13812345678" not in text
