@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -89,6 +90,27 @@ class WrkResult:
     def errors(self) -> int:
         socket_errors = self.connect_errors + self.read_errors + self.write_errors
         return socket_errors + self.timeouts + self.non_2xx
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children (gunicorn's master and workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _wrk(port: int, *, duration: int, connections: int, threads: int) -> WrkResult:
@@ -181,9 +203,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait_healthy(port, proc, timeout=120)
         warm = _wrk(port, duration=args.warmup, connections=args.connections, threads=args.threads)
+        server_cpu = _cpu_seconds(proc.pid)
+        wrk_cpu = _children_cpu_seconds()
         timed = _wrk(
             port, duration=args.duration, connections=args.connections, threads=args.threads
         )
+        server_cpu = _cpu_seconds(proc.pid) - server_cpu
+        wrk_cpu = _children_cpu_seconds() - wrk_cpu
         load_during = os.getloadavg()[0]
         time.sleep(1)  # let requests that wrk abandoned at its deadline finish
         exact_since = datetime.now(UTC)
@@ -203,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"latency: p50 {timed.p50_us / 1000:.1f} ms, p90 {timed.p90_us / 1000:.1f} ms, "
         f"p99 {timed.p99_us / 1000:.1f} ms, max {timed.max_us / 1000:.1f} ms"
+    )
+    server_ms = server_cpu / timed.answered * 1000
+    wrk_ms = wrk_cpu / timed.answered * 1000
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU per request: gunicorn {server_ms:.2f} ms, wrk {wrk_ms:.2f} ms; "
+        f"{cores} idle cores would serve about {cores / (server_ms + wrk_ms) * 1000:,.0f} req/s"
     )
     print(
         f"statuses: {dict(sorted(timed.statuses.items()))}; errors: {timed.errors} "

@@ -179,8 +179,12 @@ def create_app(
 
 
 def _add_security_headers(response: Response) -> Response:
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    """Add the security headers a view has not set itself (one pass: this runs on every
+    response, and Werkzeug's per-header lookups raise and catch KeyError when absent)."""
+    present = {name.lower() for name, _ in response.headers.items()}
+    response.headers.extend(
+        [(name, value) for name, value in _SECURITY_HEADERS.items() if name.lower() not in present]
+    )
     return response
 
 
