@@ -63,6 +63,7 @@ from bot import admin_charts
 from bot.clusters import CHINA_TIME, csv_cell, to_csv_rows
 from bot.config import ConfigError
 from bot.querylog import REPLY_TYPES
+from bot.reload import bank_version
 from bot.report import DEFAULTS as REPORT_DEFAULTS
 from bot.report import unanswered_clusters
 
@@ -107,6 +108,7 @@ MSG_WRONG_PASSWORD = "密码不正确，请重新输入。"
 MSG_LOGGED_OUT = "您已安全退出。"
 MSG_LOGIN_REQUIRED = "请先登录分析后台。"
 MSG_CSRF = "页面已过期或来源无法确认，操作未执行。请返回上一页，刷新后再试。"
+MSG_RELOAD_OFF = "本服务未启用题库热更新，请重启服务以加载新题库。"
 _HTTP_MESSAGES = {
     400: "请求内容有误，请返回上一页刷新后再试。",
     404: "您访问的页面不存在。",
@@ -159,6 +161,8 @@ def init_app(app: Flask) -> None:
     bp.add_url_rule("/queries", "queries", queries)
     bp.add_url_rule("/export/queries.csv", "export_queries", export_queries)
     bp.add_url_rule("/export/clusters.csv", "export_clusters", export_clusters)
+    bp.add_url_rule("/bank", "bank", bank)
+    bp.add_url_rule("/reload", "reload", reload, methods=["POST"])
     bp.add_url_rule("/static/<path:filename>", "asset", asset)
     bp.register_error_handler(HTTPException, _http_error)
     bp.after_request(_private)
@@ -619,6 +623,53 @@ def _when(moment: datetime | None, *, seconds: bool = False) -> str:
     return moment.astimezone(CHINA_TIME).strftime(
         "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
     )
+
+
+# --- the bank and its reload ----------------------------------------------------------
+
+
+def _bank_status() -> dict[str, Any]:
+    bot = _service().bot
+    return {
+        "faqs": len(bot.bank.faqs),
+        "categories": len(bot.topics()),
+        "version": bank_version(bot.bank)[:12],
+        "faq_dir": current_app.config["FAQ_DIR"],
+    }
+
+
+def bank() -> str:
+    """What the service serves now, and the button that reloads the bank."""
+    return render_template("admin/bank.html", active="bank", status=_bank_status())
+
+
+def reload() -> ResponseReturnValue:
+    """Validate the bank folder and serve it if it has no errors (``POST /admin/reload``).
+
+    A bank with errors is refused with every error listed (422); the bank
+    served before goes on being served.
+    """
+    if "xiaocheng_reload" not in current_app.extensions:
+        return _error_page(503, "reload_unavailable", MSG_RELOAD_OFF)
+    from bot.web_reload import reload_bank  # the web layer's reload wiring
+
+    result = reload_bank(current_app)
+    status = 200 if result.ok else 422
+    if result.ok:
+        current_app.logger.info("admin: bank reloaded, version %s", result.version[:12])
+    else:
+        current_app.logger.warning("admin: reload refused, %d errors", len(result.errors))
+    if _wants_json():
+        payload = {
+            "ok": result.ok,
+            "errors": list(result.errors),
+            "version": result.version,
+            "faqs": result.faqs,
+        }
+        return jsonify(payload), status
+    return render_template(
+        "admin/bank.html", active="bank", status=_bank_status(), result=result
+    ), status
 
 
 # --- CSV exports ------------------------------------------------------------------

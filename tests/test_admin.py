@@ -41,6 +41,8 @@ CONSOLE_ENDPOINTS = {
     "admin.queries",
     "admin.export_queries",
     "admin.export_clusters",
+    "admin.bank",
+    "admin.reload",
     "admin.asset",
 }
 PUBLIC_ENDPOINTS = {"admin.login", "admin.asset"}
@@ -401,7 +403,7 @@ def test_every_admin_url_refuses_an_anonymous_client(app):
             assert "今天天气" not in response.text
             checked += 1
         assert client.head(rule).status_code == 302
-    assert checked >= 11  # 5 pages and exports x (GET, POST), and logout
+    assert checked >= 14  # 6 pages and exports x (GET, POST), logout and reload
     # Paths nobody registered are not revealed either.
     for path in ["/admin", "/admin/nope", "/admin/export/other.csv"]:
         response = client.get(path)
@@ -428,7 +430,8 @@ def test_only_the_login_page_and_the_console_assets_are_public(client):
 
 def test_pages_carry_no_inline_script_or_style_and_are_not_cached(app, analyst):
     ask(app, analyst, "今天天气怎么样", "摊贩", "违章搭建怎么举报")
-    for path in ["/admin/", "/admin/clusters", "/admin/queries", "/admin/login", "/admin/nope"]:
+    pages = ["/admin/", "/admin/clusters", "/admin/queries", "/admin/bank", "/admin/login"]
+    for path in [*pages, "/admin/nope"]:
         response = analyst.get(path)
         html = response.text
         assert not re.search(r"\sstyle\s*=", html), path
@@ -663,6 +666,60 @@ def test_queries_are_listed_newest_first_with_paging_and_filters(make_app):
 
     empty = client.get(f"/admin/queries?to={day - timedelta(days=1)}").text
     assert "没有符合条件的咨询记录。" in empty
+
+
+# --- bank reload -----------------------------------------------------------------------
+
+NEW_ENTRY = """
+  - id: sidewalk-parking
+    question: 人行道上乱停车谁管？
+    answer: 请拨打{hotline}反映。
+"""
+
+
+def test_reload_serves_a_good_bank_and_refuses_a_broken_one(make_app, faq_dir, tmp_path):
+    from bot import web_reload
+
+    app = make_app(FAQ_DIR=str(faq_dir), INDEX_PATH=str(tmp_path / "own-index.pkl"))
+    web_reload.init_app(app)  # does nothing once create_app wires reloads itself
+    client = logged_in(app)
+    assert '<dd id="bank-faqs">5 条</dd>' in client.get("/admin/bank").text
+
+    with (faq_dir / "street.yaml").open("a", encoding="utf-8") as f:
+        f.write(NEW_ENTRY)
+    token = token_of(client.get("/admin/bank").text)
+    response = client.post("/admin/reload", data={"csrf_token": token})
+    assert response.status_code == 200
+    assert "题库已重新加载：6 条问答" in response.text
+    assert '<dd id="bank-faqs">6 条</dd>' in response.text
+    reply = client.post("/api/ask", json={"q": "人行道上乱停车谁管"}).get_json()
+    assert reply["faq"]["id"] == "sidewalk-parking"
+
+    (faq_dir / "broken.yaml").write_text("category: 测试\nfaqs:\n  - id: [\n", encoding="utf-8")
+    response = client.post("/admin/reload", data={"csrf_token": token})
+    assert response.status_code == 422
+    assert "题库有 1 处错误，未加载，继续使用原题库。" in response.text
+    assert re.search(r"<li><code>[^<]*broken\.yaml[^<]*</code></li>", response.text)
+    assert '<dd id="bank-faqs">6 条</dd>' in response.text
+    assert client.post("/api/ask", json={"q": "违建"}).get_json()["type"] == "answer"
+
+    response = client.post(
+        "/admin/reload", headers={"X-CSRF-Token": token, "Accept": "application/json"}
+    )
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["ok"] is False and len(body["errors"]) == 1
+
+
+def test_reload_without_the_reload_wiring_says_so(make_app):
+    app = make_app()
+    if "xiaocheng_reload" in app.extensions:
+        pytest.skip("create_app wires reloads")
+    client = logged_in(app)
+    token = token_of(client.get("/admin/bank").text)
+    response = client.post("/admin/reload", data={"csrf_token": token})
+    assert response.status_code == 503
+    assert error_text(response.text) == ["本服务未启用题库热更新，请重启服务以加载新题库。"]
 
 
 # --- CSV exports -----------------------------------------------------------------------
