@@ -1,28 +1,31 @@
-"""Hot reload: rebuild the index after a bank change and switch every worker to it.
+"""Hot reload: publish a validated bank and switch every worker to it, no restart.
 
 Two halves, joined only by files in the instance folder:
 
-- :func:`rebuild` (called by ``POST /admin/reload`` and ``python -m bot reload``)
-  validates the bank, builds the index if it is not current, saves it
-  atomically and then writes the *version marker* beside it
-  (``index.pkl.version``, also replaced atomically). A bank with errors is
-  refused with every error listed, and nothing is written.
+- :func:`rebuild` (behind ``POST /admin/reload`` and ``python -m bot reload``)
+  validates the bank in the FAQ folder, copies it into a *snapshot*
+  (``reloads/<version>/`` beside the index, with its own index), updates the
+  service's index file, and then writes the *marker* (``index.pkl.version``,
+  replaced atomically) naming that snapshot. A bank with errors is refused
+  with every error listed, and nothing is written.
 - A :class:`Watcher` in each worker process reads the marker at most once per
   check interval. When it names a bank version other than the one the worker
-  serves, a background thread loads that bank and index while the requests
-  keep being answered by the old engine, then swaps the new one in with a
-  single assignment. A load that fails is logged and the old engine keeps
-  serving.
+  serves, a background thread loads the snapshot while requests keep being
+  answered by the old engine, then swaps the new one in with one assignment.
+  A load that fails is logged and the old engine keeps serving.
+
+Workers load the snapshot, not the FAQ folder: curators may go on editing
+the folder (even leave a broken file there) while the workers load, and every
+worker still ends up serving exactly the bank that was validated.
 
 A bank version is the bank's digest (every file that shapes the index) plus
-its thresholds, which the index digest leaves out; it is computed from the
-loaded bank, so it never depends on file times. The marker also records the
-index digest, so a marker older than the index (the service restarted on a
-changed bank and rebuilt the index itself) is recognised and ignored, and a
-fresh generation id per rebuild: a worker that failed to load one generation
-(say a curator saved a broken file in between) tries again when an operator
-reloads again. A worker only ever swaps in the version the marker names at
-that moment, so workers never go back to an older bank.
+its thresholds, which the index digest leaves out. It is computed from the
+loaded bank, so it never depends on file times. Each rebuild also writes a
+fresh generation id: a worker that failed to load one generation tries again
+when an operator reloads again, and the generation present when the app was
+created is ignored (that marker predates the bank the app loaded at start).
+A worker only swaps in the version the marker names at that moment, so no
+worker goes back to an older bank.
 
 This module never imports Flask; :mod:`bot.web_reload` wires the watcher into
 the web app.
@@ -37,24 +40,26 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
-from .bank import Bank, load_bank, shown_path
+from .bank import DICT_FILE, Bank, load_bank, shown_path
 from .config import ConfigError, instance_path, load_settings
 from .engine import Bot, build_index, pipeline_for
-from .errors import BankError, IndexArtifactError, XiaochengError
+from .errors import BankError, BankIssue, IndexArtifactError, XiaochengError
 from .index import Index, stale_reason
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
+    "KEEP_SNAPSHOTS",
     "Marker",
     "ReloadResult",
     "Watcher",
@@ -67,8 +72,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: How often, at most, a worker looks at the version marker (seconds).
+#: How often, at most, a worker looks at the marker (seconds).
 DEFAULT_CHECK_INTERVAL_S = 1.0
+#: Snapshots kept beside the index; older ones are deleted by the next rebuild.
+KEEP_SNAPSHOTS = 3
+_SNAPSHOTS = "reloads"
+_CHANGED_MEANWHILE = "the bank changed while it was being reloaded; run the reload again"
 
 
 class SwapsBots(Protocol):
@@ -82,23 +91,28 @@ class SwapsBots(Protocol):
 
 @dataclass(frozen=True)
 class Marker:
-    """The bank version the last reload built, its index digest and the reload's id."""
+    """What the last reload published: the bank version, its snapshot and a generation id."""
 
     version: str
-    digest: str
+    snapshot: Path
     generation: str
+
+    @property
+    def index_path(self) -> Path:
+        return self.snapshot / "index.pkl"
 
 
 @dataclass(frozen=True)
 class ReloadResult:
-    """What a rebuild did: the bank's errors, or the version it now serves."""
+    """What a rebuild did: the bank's errors, or the version it published."""
 
     errors: tuple[str, ...] = ()
     version: str = ""
-    previous: str | None = None  # the version the marker named before (None: no marker)
+    previous: str | None = None  # the version published before (None: nothing was)
     faqs: int = 0
     rows: int = 0
-    built: bool = False  # False: the index on disk was already current for this bank
+    built: bool = False  # False: a snapshot of this very bank existed already
+    snapshot: Path | None = None  # the folder the workers load the bank from
     seconds: float = 0.0
     # The engine built on the way, for the calling process to serve at once.
     bot: Bot | None = field(default=None, repr=False, compare=False)
@@ -117,7 +131,7 @@ def bank_version(bank: Bank) -> str:
 
 
 def marker_path(index_path: str | os.PathLike[str]) -> Path:
-    """The version marker that belongs to the index at ``index_path``."""
+    """The marker that belongs to the service's index at ``index_path``."""
     path = Path(index_path)
     return path.with_name(path.name + ".version")
 
@@ -132,7 +146,7 @@ def read_marker(index_path: str | os.PathLike[str]) -> Marker | None:
         data = json.loads(path.read_bytes())
         return Marker(
             version=str(data["version"]),
-            digest=str(data["digest"]),
+            snapshot=path.parent / _SNAPSHOTS / str(data["snapshot"]),
             generation=str(data["generation"]),
         )
     except FileNotFoundError:
@@ -143,23 +157,28 @@ def read_marker(index_path: str | os.PathLike[str]) -> Marker | None:
         raise IndexArtifactError(f"{path} is not a reload marker") from None
 
 
-def _write_marker(index_path: Path, bank: Bank, version: str) -> None:
-    path = marker_path(index_path)
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temporary file in its folder, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_marker(index_path: Path, bank: Bank, version: str, snapshot: Path) -> None:
     data = {
         "version": version,
+        "snapshot": snapshot.name,
         "generation": uuid.uuid4().hex,
         "digest": bank.digest,
         "faqs": len(bank.faqs),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _replace_atomically(marker_path(index_path), lambda fh: fh.write(json.dumps(data).encode()))
 
 
 @contextlib.contextmanager
@@ -174,13 +193,65 @@ def _exclusive(index_path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _current_rows(index_path: Path, digest: str) -> int | None:
-    """Rows of the index at ``index_path`` if it can serve the bank with ``digest``."""
+def _is_current(index_path: Path, digest: str) -> bool:
     try:
-        meta = Index.read_meta(index_path)
+        return stale_reason(Index.read_meta(index_path), digest) is None
     except IndexArtifactError:
-        return None
-    return None if stale_reason(meta, digest) else int(meta.get("rows", 0))
+        return False
+
+
+def _snapshot(
+    faq_dir: Path, snapshots: Path, bank: Bank, cache_dir: Path
+) -> tuple[Path, Bot | None]:
+    """The snapshot of bank ``version`` with its index; made now unless it exists already.
+
+    Raises BankError when the copy is not the bank that was validated
+    (someone saved a file in between).
+    """
+    version = bank_version(bank)
+    target = snapshots / version[:16]
+    if _is_current(target / "index.pkl", bank.digest):
+        os.utime(target)  # the most recently published is the last to be pruned
+        return target, None
+    snapshots.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=snapshots, prefix=".new-"))
+    try:
+        for path in [*sorted(faq_dir.glob("*.yaml")), faq_dir / DICT_FILE]:
+            if path.is_file():
+                shutil.copyfile(path, tmp / path.name)
+        shutil.rmtree(target, ignore_errors=True)  # one left incomplete, without its index
+        tmp.rename(target)
+        try:
+            copy: Bank | None = load_bank(target)
+        except BankError:
+            copy = None
+        if copy is None or bank_version(copy) != version:
+            raise BankError([BankIssue(shown_path(faq_dir), None, _CHANGED_MEANWHILE)])
+        pipeline = pipeline_for(copy, cache_dir=cache_dir)
+        index = build_index(copy, pipeline)
+        index.save(target / "index.pkl")  # complete from here on
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    return target, Bot(copy, pipeline, index)
+
+
+def _prune(snapshots: Path, keep: Path) -> None:
+    """Delete all but the newest KEEP_SNAPSHOTS snapshots (never ``keep``).
+
+    Runs under the rebuild lock, so a half-made ``.new-*`` folder is what a
+    killed rebuild left behind: it goes too.
+    """
+    found = sorted(
+        (p for p in snapshots.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime_ns,
+        reverse=True,
+    )
+    leftovers = [p for p in snapshots.glob(".new-*") if p.is_dir()]
+    for old in found[KEEP_SNAPSHOTS:] + leftovers:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def rebuild(
@@ -189,34 +260,38 @@ def rebuild(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> ReloadResult:
-    """Validate the bank in ``faq_dir``, build its index if needed and publish its version.
+    """Validate the bank in ``faq_dir``, snapshot and index it, and publish its version.
 
     A bank with errors gives a result listing them (``file:line: entry 'id':
-    message``) and leaves the index and the marker untouched, so every worker
-    keeps serving the previous bank.
+    message``) and writes nothing, so every worker keeps serving its bank.
+    ``index_path`` is the service's index (INDEX_PATH): it is updated too, so
+    a restart finds it current. ``cache_dir`` is jieba's (default: beside it).
     """
     start = time.perf_counter()
-    index_path = Path(index_path)
+    faq_dir, index_path = Path(faq_dir), Path(index_path)
     try:
         bank = load_bank(faq_dir)
     except BankError as exc:
         return ReloadResult(errors=tuple(str(issue) for issue in exc.issues))
     version = bank_version(bank)
-    bot = None
+    snapshots = index_path.parent / _SNAPSHOTS
     try:
         with _exclusive(index_path):
             try:
                 previous = read_marker(index_path)
             except IndexArtifactError:
                 previous = None  # a damaged marker is simply replaced
-            rows = _current_rows(index_path, bank.digest)
-            if rows is None:
-                pipeline = pipeline_for(bank, cache_dir=cache_dir or index_path.parent)
-                index = build_index(bank, pipeline)
-                index.save(index_path)
-                rows = index.n_rows
-                bot = Bot(bank, pipeline, index)
-            _write_marker(index_path, bank, version)
+            snapshot, bot = _snapshot(
+                faq_dir, snapshots, bank, Path(cache_dir or index_path.parent)
+            )
+            if not _is_current(index_path, bank.digest):
+                data = (snapshot / "index.pkl").read_bytes()
+                _replace_atomically(index_path, lambda fh: fh.write(data))
+            rows = int(Index.read_meta(snapshot / "index.pkl").get("rows", 0))
+            _write_marker(index_path, bank, version, snapshot)
+            _prune(snapshots, snapshot)
+    except BankError as exc:
+        return ReloadResult(errors=tuple(str(issue) for issue in exc.issues))
     except IndexArtifactError as exc:
         return ReloadResult(errors=(str(exc),))
     except OSError as exc:
@@ -228,6 +303,7 @@ def rebuild(
         faqs=len(bank.faqs),
         rows=rows,
         built=bot is not None,
+        snapshot=snapshot,
         seconds=time.perf_counter() - start,
         bot=bot,
     )
@@ -238,29 +314,40 @@ class Watcher:
 
     :meth:`maybe_reload` is cheap enough to call before every request: it
     reads the marker at most once per ``check_interval`` seconds and never
-    waits for a lock or a load.
+    waits for a lock or a load. ``baseline`` is the generation of the marker
+    found when the served bank was loaded: that marker is older than the bank
+    and is ignored.
     """
 
     def __init__(
         self,
         service: SwapsBots,
-        faq_dir: str | os.PathLike[str],
         index_path: str | os.PathLike[str],
         *,
         cache_dir: str | os.PathLike[str] | None = None,
         check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+        baseline: str | None = None,
     ) -> None:
         self.service = service
-        self.faq_dir = Path(faq_dir)
         self.index_path = Path(index_path)
-        self.cache_dir = cache_dir
+        self.cache_dir = Path(cache_dir or self.index_path.parent)
         self.check_interval = check_interval
         self._next_check = 0.0
         self._check_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._skip: set[str] = set()  # generations this process will not load (again)
+        # Generations this process will not load (again).
+        self._skip: set[str] = {baseline} if baseline else set()
         self._problem: str | None = None
+
+    @staticmethod
+    def baseline_of(index_path: str | os.PathLike[str]) -> str | None:
+        """The generation of the marker now, to pass as ``baseline`` after loading a bank."""
+        try:
+            marker = read_marker(index_path)
+        except IndexArtifactError:
+            return None
+        return marker.generation if marker else None
 
     @property
     def loading(self) -> bool:
@@ -285,9 +372,6 @@ class Watcher:
             if marker is None or marker.generation in self._skip:
                 return False
             if marker.version == bank_version(self.service.bot.bank):
-                return False
-            if not self._index_matches(marker):
-                self._skip.add(marker.generation)
                 return False
             self._thread = threading.Thread(
                 target=self._load, args=(marker,), name="xiaocheng-reload", daemon=True
@@ -326,25 +410,14 @@ class Watcher:
         self._problem = None
         return marker
 
-    def _index_matches(self, marker: Marker) -> bool:
-        """Whether the index on disk is the one ``marker``'s reload saved.
-
-        It is not when something else rebuilt the index since (the service
-        starting on a changed bank, ``train.py``): that marker is out of date,
-        and loading for it would only fail.
-        """
-        try:
-            digest = Index.read_meta(self.index_path).get("digest")
-        except IndexArtifactError as exc:
-            log.warning("hot reload: %s", exc)
-            return False
-        return digest == marker.digest
-
     def _load(self, marker: Marker) -> None:
         start = time.perf_counter()
         try:
             bot = Bot.load(
-                self.faq_dir, index_path=self.index_path, cache_dir=self.cache_dir, rebuild=False
+                marker.snapshot,
+                index_path=marker.index_path,
+                cache_dir=self.cache_dir,
+                rebuild=False,
             )
         except (XiaochengError, OSError) as exc:
             self._give_up(marker, str(exc))
@@ -354,11 +427,7 @@ class Watcher:
             self._skip.add(marker.generation)
             return
         if not self.adopt(bot):
-            self._give_up(
-                marker,
-                "the bank or the index changed again after that reload; "
-                "run the reload again to publish the new bank",
-            )
+            # A newer reload was published meanwhile; the next check loads that one.
             return
         log.info(
             "hot reload: process %d now serves bank version %s (%d FAQs, loaded in %.2f s)",
@@ -414,10 +483,11 @@ def run(args: argparse.Namespace) -> int:
         f"bank: {result.faqs} FAQs, {result.rows} questions and alternates "
         f"(version {_short(result.version)}, {was})"
     )
+    snapshot = shown_path(result.snapshot or index_path.parent)
     if result.built:
-        print(f"index: {shown_path(index_path)} rebuilt in {result.seconds:.2f} s")
+        print(f"index: built in {result.seconds:.2f} s into {snapshot}")
     else:
-        print(f"index: {shown_path(index_path)} was already current")
+        print(f"index: {snapshot} is current, reused")
     interval = float(settings.get("RELOAD_CHECK_INTERVAL_S", DEFAULT_CHECK_INTERVAL_S))
     print(f"running workers switch to it on their next request (checked every {interval:g} s)")
     return 0

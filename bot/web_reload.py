@@ -31,6 +31,8 @@ class _ProcessWatcher:
 
     def __init__(self, app: Flask) -> None:
         self._app = app
+        # The marker now is older than the bank the app has just loaded.
+        self._baseline = Watcher.baseline_of(app.config["INDEX_PATH"])
         self._watcher: Watcher | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
@@ -44,19 +46,22 @@ class _ProcessWatcher:
                 cfg = self._app.config
                 self._watcher = Watcher(
                     self._app.extensions["xiaocheng"],
-                    cfg["FAQ_DIR"],
                     cfg["INDEX_PATH"],
                     cache_dir=cfg.get("CACHE_DIR"),
                     check_interval=float(
                         cfg.get("RELOAD_CHECK_INTERVAL_S", DEFAULT_CHECK_INTERVAL_S)
                     ),
+                    baseline=self._baseline,
                 )
                 self._pid = os.getpid()
             return self._watcher
 
 
 def init_app(app: Flask) -> None:
-    """Let every worker of ``app`` follow reloads; calling it again changes nothing."""
+    """Let every worker of ``app`` follow reloads; calling it again changes nothing.
+
+    Call it once the app has loaded its bank (in :func:`bot.web.create_app`).
+    """
     if _EXTENSION in app.extensions:
         return
     app.extensions[_EXTENSION] = _ProcessWatcher(app)
