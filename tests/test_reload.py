@@ -1,0 +1,562 @@
+"""Hot reload: rebuild refuses a broken bank, workers switch to a good one, none fails a request."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from bot.bank import load_bank
+from bot.index import Index
+from bot.reload import (
+    KEEP_SNAPSHOTS,
+    bank_version,
+    marker_path,
+    read_marker,
+    rebuild,
+    reload_main,
+)
+from bot.web import create_app
+from bot.web_reload import init_app, reload_bank, watcher
+
+ROOT = Path(__file__).resolve().parent.parent
+DOG_Q = "遛狗不拴绳有人管吗"
+DOGS_YAML = """\
+category: 养犬管理
+faqs:
+  - id: dog-leash
+    question: 遛狗不拴绳有人管吗？
+    alternates: [遛狗不牵绳, 狗不拴绳怎么办]
+    answer: 可拨打{hotline}反映，执法人员将依法处理。
+"""
+# street.yaml of the mini bank with night-market's answer removed and a bad id.
+BROKEN = {
+    "    answer: 请拨打{hotline}反映具体地点和时间。\n": "",
+    "id: smalltalk-hello": "id: Smalltalk_hello",
+}
+BROKEN_ERRORS = (
+    "faq/street.yaml:8: entry 'night-market': missing 'answer'",
+    "faq/street.yaml:12: entry 'Smalltalk_hello': id must be lowercase a-z, 0-9 and '-'",
+)
+
+
+def _break(faq_dir: Path) -> str:
+    """Break street.yaml as BROKEN says; return its good text."""
+    path = faq_dir / "street.yaml"
+    good = path.read_text("utf-8")
+    bad = good
+    for old, new in BROKEN.items():
+        assert old in bad
+        bad = bad.replace(old, new)
+    path.write_text(bad, "utf-8")
+    return good
+
+
+def _faq_id(client, q: str = DOG_Q) -> str | None:
+    response = client.post("/api/ask", json={"q": q})
+    assert response.status_code == 200
+    return response.get_json()["faq"] and response.get_json()["faq"]["id"]
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, faq_dir: Path, jieba_cache: Path) -> Iterator:
+    """Apps on the writable mini bank, sharing one instance folder like a server's workers."""
+    apps: list[Flask] = []
+
+    def make(**config) -> Flask:
+        settings = {
+            "TESTING": True,
+            "FAQ_DIR": str(faq_dir),
+            "CACHE_DIR": str(jieba_cache),
+            "RATELIMIT_ENABLED": False,
+            "RELOAD_CHECK_INTERVAL_S": 0.2,
+            **config,
+        }
+        app = create_app(settings, instance_path=tmp_path / "instance")
+        init_app(app)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        watcher(app).wait(60)
+        app.extensions["xiaocheng"].close()
+
+
+# --- rebuild -------------------------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_rebuild_refuses_a_broken_bank_and_writes_nothing(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # errors name files as the curator types them: faq/...
+    index = tmp_path / "instance" / "index.pkl"
+    assert rebuild(faq_dir, index, cache_dir=jieba_cache).ok
+    before = _files(index.parent)
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    _break(faq_dir)
+
+    result = rebuild(faq_dir, index, cache_dir=jieba_cache)
+
+    assert not result.ok
+    assert result.errors == BROKEN_ERRORS
+    assert result.bot is None
+    assert _files(index.parent) == before  # index, marker and snapshots byte for byte
+
+
+def test_rebuild_snapshots_indexes_and_publishes_a_changed_bank(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path
+) -> None:
+    index = tmp_path / "instance" / "index.pkl"
+    first = rebuild(faq_dir, index, cache_dir=jieba_cache)
+    assert (first.ok, first.built, first.previous, first.faqs) == (True, True, None, 5)
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+
+    second = rebuild(faq_dir, index, cache_dir=jieba_cache)
+
+    bank = load_bank(faq_dir)
+    assert (second.built, second.previous, second.faqs) == (True, first.version, 6)
+    assert second.version == bank_version(bank) != first.version
+    marker = read_marker(index)
+    assert marker is not None and marker.version == second.version
+    assert marker.snapshot == second.snapshot == index.parent / "reloads" / second.version[:16]
+    snapshot = _files(marker.snapshot)
+    assert {name: snapshot[name] for name in _files(faq_dir)} == _files(faq_dir)
+    assert set(snapshot) - set(_files(faq_dir)) == {"index.pkl"}
+    assert Index.read_meta(marker.index_path)["digest"] == bank.digest
+    assert index.read_bytes() == snapshot["index.pkl"]  # a restart finds the index current
+    assert second.bot is not None and second.bot.ask(DOG_Q).faq_id == "dog-leash"
+
+
+def test_rebuild_of_an_unchanged_bank_reuses_its_snapshot(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path
+) -> None:
+    index = tmp_path / "instance" / "index.pkl"
+    first = rebuild(faq_dir, index, cache_dir=jieba_cache)
+    files, marker = _files(index.parent), read_marker(index)
+
+    again = rebuild(faq_dir, index, cache_dir=jieba_cache)
+
+    assert (again.ok, again.built, again.bot) == (True, False, None)
+    assert again.version == again.previous == first.version
+    renewed = read_marker(index)
+    assert marker is not None and renewed is not None
+    assert renewed.version == marker.version and renewed.generation != marker.generation
+    changed = {k for k, v in _files(index.parent).items() if files.get(k) != v}
+    assert changed == {"index.pkl.version"}
+
+
+def test_thresholds_change_the_version_but_not_the_index(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path
+) -> None:
+    index = tmp_path / "instance" / "index.pkl"
+    first = rebuild(faq_dir, index, cache_dir=jieba_cache)
+    index_bytes = index.read_bytes()
+    (faq_dir / "thresholds.yaml").write_text("answer: 0.6\n", "utf-8")
+
+    second = rebuild(faq_dir, index, cache_dir=jieba_cache)
+
+    assert second.ok, second.errors
+    assert second.version != first.version and second.snapshot != first.snapshot
+    assert index.read_bytes() == index_bytes  # the index digest leaves thresholds out
+    assert second.bot is not None and second.bot.bank.thresholds == {"answer": 0.6}
+
+
+def test_only_the_newest_snapshots_are_kept(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path
+) -> None:
+    index = tmp_path / "instance" / "index.pkl"
+    versions = []
+    for n in range(KEEP_SNAPSHOTS + 1):
+        if n == KEEP_SNAPSHOTS:  # what a rebuild killed half-way leaves behind
+            (index.parent / "reloads" / ".new-x4bq" / "faq.yaml").mkdir(parents=True)
+        (faq_dir / "dict.txt").write_text(f"门前三包{n} 2000 n\n", "utf-8")
+        versions.append(rebuild(faq_dir, index, cache_dir=jieba_cache).version)
+
+    kept = {p.name for p in (index.parent / "reloads").iterdir()}
+    assert kept == {v[:16] for v in versions[-KEEP_SNAPSHOTS:]}
+
+
+# --- the command for operators -------------------------------------------------------
+
+
+@pytest.fixture
+def operator_env(faq_dir: Path, tmp_path: Path, jieba_cache: Path, monkeypatch) -> Path:
+    """The environment an operator's shell has: the service's instance folder and bank."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XIAOCHENG_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("XIAOCHENG_FAQ_DIR", str(faq_dir))
+    monkeypatch.setenv("XIAOCHENG_CACHE_DIR", str(jieba_cache))
+    return tmp_path / "instance" / "index.pkl"
+
+
+def test_reload_command_reports_what_it_built(operator_env: Path, capsys) -> None:
+    assert reload_main([]) == 0
+    first = read_marker(operator_env)
+    assert first is not None
+    snapshot = f"instance/reloads/{first.version[:16]}"
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        f"bank: 5 FAQs, 20 questions and alternates (version {first.version[:12]}, was none)"
+    )
+    assert out[1].startswith("index: built in ") and out[1].endswith(f" s into {snapshot}")
+    assert out[2] == "running workers switch to it on their next request (checked every 1 s)"
+
+    assert reload_main([]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"bank: 5 FAQs, 20 questions and alternates (version {first.version[:12]}, unchanged)",
+        f"index: {snapshot} is current, reused",
+    ]
+
+
+def test_reload_command_prints_every_error_and_exits_1(
+    operator_env: Path, faq_dir: Path, capsys
+) -> None:
+    _break(faq_dir)
+
+    assert reload_main(["--faq", "faq"]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "".join(f"Error: {line}\n" for line in BROKEN_ERRORS)
+        + "nothing was reloaded: the service keeps its previous bank\n"
+    )
+    assert not operator_env.exists() and not marker_path(operator_env).exists()
+
+
+# --- one app: the watcher -------------------------------------------------------------
+
+
+def test_init_app_is_idempotent(make_app) -> None:
+    app = make_app()
+    hooks = list(app.before_request_funcs[None])
+    init_app(app)
+    assert app.before_request_funcs[None] == hooks
+
+
+def test_app_switches_to_a_good_change_within_the_interval(make_app, faq_dir: Path) -> None:
+    app = make_app()
+    client = app.test_client()
+    assert _faq_id(client) != "dog-leash"
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+
+    result = rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"])
+    assert result.ok
+    time.sleep(0.2)  # one check interval
+    response = client.post("/api/ask", json={"q": DOG_Q})  # starts the load, is not held up
+    assert response.status_code == 200
+    assert watcher(app).loading or _faq_id(client) == "dog-leash"
+    watcher(app).wait(60)
+
+    assert _faq_id(client) == "dog-leash"
+    assert _faq_id(client, "违章搭建怎么举报") == "building-report"
+
+
+def test_workers_load_the_validated_bank_whatever_the_folder_holds_now(
+    make_app, faq_dir: Path, caplog
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    assert rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"]).ok
+    _break(faq_dir)  # a curator saves a broken file before this worker loads
+    (faq_dir / "dogs.yaml").unlink()
+
+    time.sleep(0.2)
+    client.get("/api/hot")
+    watcher(app).wait(60)
+
+    assert _faq_id(client) == "dog-leash"
+    assert [r for r in caplog.records if r.name == "bot.reload"] == []
+
+
+def test_reload_bank_serves_the_new_bank_in_the_calling_process_at_once(
+    make_app, faq_dir: Path
+) -> None:
+    app = make_app(RELOAD_CHECK_INTERVAL_S=3600.0)
+    client = app.test_client()
+    assert _faq_id(client) != "dog-leash"  # the first request checks once; nothing to do
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+
+    result = reload_bank(app)
+
+    assert result.ok and result.built
+    assert _faq_id(client) == "dog-leash"
+    assert not watcher(app).loading
+
+
+def test_a_broken_bank_changes_nothing_in_a_running_app(
+    make_app, faq_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    client = app.test_client()
+    serving = app.extensions["xiaocheng"].bot
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    _break(faq_dir)
+
+    result = reload_bank(app)
+
+    assert result.errors == BROKEN_ERRORS
+    time.sleep(0.2)
+    assert _faq_id(client) != "dog-leash"
+    assert not watcher(app).loading
+    assert app.extensions["xiaocheng"].bot is serving
+
+
+def test_a_failed_load_keeps_the_old_bank_until_the_next_reload(
+    make_app, faq_dir: Path, caplog
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    serving = app.extensions["xiaocheng"].bot
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    published = rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"])
+    assert published.snapshot is not None
+    shutil.rmtree(published.snapshot)  # say, someone cleaning the instance folder
+
+    time.sleep(0.2)
+    with caplog.at_level(logging.ERROR, logger="bot.reload"):
+        assert _faq_id(client) != "dog-leash"
+        watcher(app).wait(60)
+    assert app.extensions["xiaocheng"].bot is serving
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.reload"] == [
+        f"hot reload: process {os.getpid()} keeps its current bank, cannot switch to "
+        f"version {published.version[:12]}: {published.snapshot}: FAQ folder not found"
+    ]
+    time.sleep(0.2)
+    assert _faq_id(client) != "dog-leash"
+    assert not watcher(app).loading  # that generation is not retried every second
+
+    assert rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"]).built
+    time.sleep(0.2)
+    client.get("/api/hot")
+    watcher(app).wait(60)
+    assert _faq_id(client) == "dog-leash"
+
+
+def test_a_marker_older_than_the_app_is_ignored(make_app, faq_dir: Path, caplog) -> None:
+    """The service restarted on a changed bank: the last reload's marker names an older one."""
+    first = make_app()
+    rebuild(faq_dir, first.config["INDEX_PATH"], cache_dir=first.config["CACHE_DIR"])
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    restarted = make_app()
+    client = restarted.test_client()
+
+    with caplog.at_level(logging.INFO, logger="bot.reload"):
+        assert _faq_id(client) == "dog-leash"
+        time.sleep(0.2)
+        assert _faq_id(client) == "dog-leash"
+        assert not watcher(restarted).loading
+    assert [r for r in caplog.records if r.name == "bot.reload"] == []
+
+
+# --- real gunicorn under load ----------------------------------------------------------
+
+
+def tagged_app() -> Flask:
+    """gunicorn's app for the test below: the real app, each reply naming its worker's pid."""
+    app = create_app()
+    init_app(app)  # until create_app does it itself
+    inner = app.wsgi_app
+
+    def wsgi_app(environ, start_response):
+        pid = str(os.getpid())
+
+        def start(status, headers, exc_info=None):
+            return start_response(status, [*headers, ("X-Worker-Pid", pid)], exc_info)
+
+        return inner(environ, start)
+
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign]
+    return app
+
+
+@dataclass(frozen=True)
+class _Reply:
+    at: float
+    q: str
+    pid: int
+    faq_id: str | None
+
+
+class _Load:
+    """Threads asking questions on fresh loopback connections until stopped."""
+
+    def __init__(self, port: int, *, threads: int, max_requests: int) -> None:
+        self.port = port
+        self.replies: list[_Reply] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._budget = max_requests
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def __enter__(self) -> _Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def _run(self, n: int) -> None:
+        questions = (DOG_Q, "违章搭建怎么举报")
+        i = n
+        while not self._stop.is_set():
+            with self._lock:
+                if self._budget <= 0:
+                    return
+                self._budget -= 1
+            q = questions[i % 2]
+            i += 1
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+            try:
+                body = json.dumps({"q": q, "session": "reload-test"})
+                conn.request("POST", "/api/ask", body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+                if response.status != 200:
+                    raise ValueError(f"status {response.status}: {data[:200]!r}")
+                reply = json.loads(data)
+                faq = reply["faq"]
+                got = _Reply(
+                    time.monotonic(),
+                    q,
+                    int(response.getheader("X-Worker-Pid", "0")),
+                    faq["id"] if faq else None,
+                )
+            except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
+                with self._lock:
+                    self.failures.append(f"{q}: {exc!r}")
+                continue
+            finally:
+                conn.close()
+            with self._lock:
+                self.replies.append(got)
+
+    def snapshot(self) -> list[_Reply]:
+        with self._lock:
+            return list(self.replies)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return {int(p) for p in text.split()}
+
+
+def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"gunicorn exited with {proc.returncode}"
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
+    pytest.fail(f"gunicorn did not answer /healthz within {timeout:.0f} s")
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_reload_under_load_fails_no_request_and_reaches_every_worker(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path
+) -> None:
+    instance = tmp_path / "instance"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHENG_")}
+    env.update(
+        XIAOCHENG_INSTANCE_PATH=str(instance),
+        XIAOCHENG_FAQ_DIR=str(faq_dir),
+        XIAOCHENG_CACHE_DIR=str(jieba_cache),
+        XIAOCHENG_BIND=f"127.0.0.1:{port}",
+        XIAOCHENG_WORKERS="3",
+        XIAOCHENG_RATELIMIT_ENABLED="false",
+        XIAOCHENG_LOG_LEVEL="warning",
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(gunicorn), "-c", "gunicorn.conf.py", "--pythonpath", str(ROOT / "tests"),
+             "test_reload:tagged_app()"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait_healthy(port, proc, timeout=60)
+        _wait_for(lambda: len(_children(proc.pid)) == 3, 10, "3 workers")
+        workers = _children(proc.pid)
+        with _Load(port, threads=4, max_requests=20_000) as load:
+            _wait_for(
+                lambda: {r.pid for r in load.snapshot()} >= workers, 15, "every worker to answer"
+            )
+            (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+            result = rebuild(faq_dir, instance / "index.pkl", cache_dir=jieba_cache)
+            assert result.ok and result.built
+            published = time.monotonic()
+
+            def switched() -> set[int]:
+                return {
+                    r.pid for r in load.snapshot() if r.at > published and r.faq_id == "dog-leash"
+                }
+
+            _wait_for(lambda: switched() >= workers, 25, "every worker to switch")
+            time.sleep(0.5)  # a little more load on the new bank
+        assert _children(proc.pid) == workers  # no worker died or was replaced
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    output = log_path.read_text("utf-8", "replace")
+
+    replies = load.snapshot()
+    assert load.failures == []
+    assert len(replies) > 100
+    assert "hot reload" not in output and "Traceback" not in output, output
+    # Each worker answered from the old bank before the reload and only from the
+    # new one soon after its first new answer (client threads record replies a
+    # moment after reading them, hence the margin).
+    for pid in workers:
+        mine = [r for r in replies if r.pid == pid and r.q == DOG_Q]
+        assert {r.faq_id for r in mine if r.at < published} - {"dog-leash"}
+        first_new = min(r.at for r in mine if r.faq_id == "dog-leash")
+        assert {r.faq_id for r in mine if r.at > first_new + 0.2} == {"dog-leash"}
