@@ -387,6 +387,18 @@ class Watcher:
         if thread is not None:
             thread.join(timeout)
 
+    def follow(self) -> bool:
+        """Load the published bank now, in this thread, unless this process serves it.
+
+        Returns whether this process serves the published bank afterwards.
+        """
+        marker = self._marker()
+        if marker is None:
+            return False
+        if marker.version == bank_version(self.service.bot.bank):
+            return True
+        return self._load(marker)
+
     def adopt(self, bot: Bot) -> bool:
         """Serve ``bot`` if it is the version the marker names now; return whether it was."""
         with self._swap_lock:
@@ -410,7 +422,7 @@ class Watcher:
         self._problem = None
         return marker
 
-    def _load(self, marker: Marker) -> None:
+    def _load(self, marker: Marker) -> bool:
         start = time.perf_counter()
         try:
             bot = Bot.load(
@@ -421,14 +433,14 @@ class Watcher:
             )
         except (XiaochengError, OSError) as exc:
             self._give_up(marker, str(exc))
-            return
+            return False
         except Exception:  # noqa: BLE001 - whatever a load raises, the old engine keeps serving
             log.exception("hot reload: loading bank version %s failed", marker.version[:12])
             self._skip.add(marker.generation)
-            return
+            return False
         if not self.adopt(bot):
             # A newer reload was published meanwhile; the next check loads that one.
-            return
+            return False
         log.info(
             "hot reload: process %d now serves bank version %s (%d FAQs, loaded in %.2f s)",
             os.getpid(),
@@ -436,6 +448,7 @@ class Watcher:
             len(bot.bank.faqs),
             time.perf_counter() - start,
         )
+        return True
 
     def _give_up(self, marker: Marker, reason: str) -> None:
         self._skip.add(marker.generation)

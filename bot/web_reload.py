@@ -84,6 +84,8 @@ def reload_bank(app: Flask) -> ReloadResult:
     result = rebuild(cfg["FAQ_DIR"], cfg["INDEX_PATH"], cache_dir=cfg.get("CACHE_DIR"))
     if result.bot is not None:
         watcher(app).adopt(result.bot)
+    elif result.ok:
+        watcher(app).follow()  # a bank published before, say after an undo: load its snapshot
     return result
 
 

@@ -305,6 +305,23 @@ def test_reload_bank_serves_the_new_bank_in_the_calling_process_at_once(
     assert not watcher(app).loading
 
 
+def test_reload_bank_after_an_undo_serves_the_earlier_snapshot_at_once(
+    make_app, faq_dir: Path
+) -> None:
+    app = make_app(RELOAD_CHECK_INTERVAL_S=3600.0)
+    client = app.test_client()
+    assert reload_bank(app).built
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    assert reload_bank(app).built
+    assert _faq_id(client) == "dog-leash"
+    (faq_dir / "dogs.yaml").unlink()
+
+    result = reload_bank(app)
+
+    assert result.ok and not result.built
+    assert _faq_id(client) != "dog-leash"
+
+
 def test_a_broken_bank_changes_nothing_in_a_running_app(
     make_app, faq_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
