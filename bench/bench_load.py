@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     print(
         f"CPU per request: gunicorn {server_ms:.2f} ms, wrk {wrk_ms:.2f} ms; "
-        f"{cores} idle cores would serve about {cores / (server_ms + wrk_ms) * 1000:,.0f} req/s"
+        f"at that cost {cores} cores give at most {cores / (server_ms + wrk_ms) * 1000:,.0f} req/s"
     )
     print(
         f"statuses: {dict(sorted(timed.statuses.items()))}; errors: {timed.errors} "
