@@ -1,4 +1,4 @@
-"""Command line: ask, lint, eval, fit — and the operators' report and purge.
+"""Command line: ask, lint, eval, fit — and the operators' report, purge and reload.
 
 Errors are turned into one-line messages here, at the edge:
 ``Error: faq/x.yaml:12: entry 'x-3': missing 'answer'`` and exit status 1.
@@ -195,10 +195,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="allowed rate of out-of-remit questions answered",
     )
     p.set_defaults(func=cmd_fit)
+
+    for name, (_, _, summary) in _DELEGATED.items():  # listed here, parsed by their modules
+        sub.add_parser(name, help=f"{summary} (see python -m bot {name} --help)")
     return parser
 
 
+# Operators' commands with parsers of their own (bot/report.py, bot/reload.py).
+_DELEGATED = {
+    "report": (
+        "report",
+        "report_main",
+        "group unanswered questions of the query log into clusters",
+    ),
+    "purge": ("report", "purge_main", "delete query-log rows older than the retention period"),
+    "reload": (
+        "reload",
+        "reload_main",
+        "validate the bank, rebuild the index, tell workers to swap",
+    ),
+}
+
+
+def _delegate(command: str, argv: Sequence[str]) -> int:
+    import importlib
+
+    module, func, _ = _DELEGATED[command]
+    return int(getattr(importlib.import_module(f"bot.{module}"), func)(list(argv)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -166,3 +166,17 @@ def test_ask_needs_a_question_or_jsonl(tmp_path: Path) -> None:
     out = run("-m", "bot", "ask", cwd=tmp_path, env_instance=tmp_path)
     assert out.returncode == 2
     assert "give one question, or --jsonl" in out.stderr
+
+
+def test_operator_commands_are_reached_through_python_m_bot(faq_dir: Path, tmp_path: Path) -> None:
+    out = run("-m", "bot", "report", "--since", "7d", cwd=tmp_path, env_instance=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "未能很好回答的问题：0 类，共 0 次提问" in out.stdout
+    street = faq_dir / "street.yaml"
+    street.write_text(street.read_text(encoding="utf-8").replace("id: night-market", "id: Night"))
+    out = run("-m", "bot", "reload", "--faq", "faq", cwd=faq_dir.parent, env_instance=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.splitlines() == [
+        "Error: faq/street.yaml:8: entry 'Night': id must be lowercase a-z, 0-9 and '-'",
+        "nothing was reloaded: the service keeps its previous bank",
+    ]
