@@ -8,6 +8,7 @@ security, …) is told where to go instead.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .bank import Bank, OutsideTopic
@@ -38,18 +39,22 @@ class Hints:
                 key = pipeline.prepare(kw).text
                 if len(key) >= 2:
                     self._keywords.setdefault(key, []).append(pos)
-        self._outside = [
-            (pipeline.prepare(kw).text, topic) for topic in bank.outside for kw in topic.keywords
-        ]
-        self._outside = [(k, t) for k, t in self._outside if k]
-        self._outside.sort(key=lambda kt: -len(kt[0]))
+        self._outside: dict[str, OutsideTopic] = {}
+        for topic in bank.outside:
+            for kw in topic.keywords:
+                key = pipeline.prepare(kw).text
+                if key:
+                    self._outside.setdefault(key, topic)
+        # One alternation, longest keywords first, scans a question in one pass.
+        longest_first = sorted(self._outside, key=len, reverse=True)
+        self._outside_re = (
+            re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+        )
 
     def outside_topic(self, p: Prepared) -> OutsideTopic | None:
-        """The out-of-remit topic whose longest keyword the question contains."""
-        for key, topic in self._outside:
-            if key in p.text:
-                return topic
-        return None
+        """The out-of-remit topic of the first keyword found in the question, if any."""
+        found = self._outside_re.search(p.text) if self._outside_re else None
+        return self._outside[found.group(0)] if found else None
 
     def for_question(self, p: Prepared, ranked: list[int], *, limit: int = 5) -> Hint:
         """Suggest FAQs for ``p``: keyword matches first, then their categories' FAQs.

@@ -103,6 +103,7 @@ class Index:
         self.row_text = row_text
         self.row_pinyin = row_pinyin
         self.meta = meta
+        self._starts: list[int] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -110,8 +111,11 @@ class Index:
 
     def rows_of(self, pos: int) -> range:
         """The rows of the FAQ at ``pos`` (rows are built FAQ by FAQ, in bank order)."""
-        start, end = np.searchsorted(self.row_faq, [pos, pos + 1])
-        return range(int(start), int(end))
+        if self._starts is None:
+            faqs = int(self.row_faq[-1]) + 2 if len(self.row_faq) else 1
+            self._starts = np.searchsorted(self.row_faq, np.arange(faqs)).tolist()
+        starts = self._starts
+        return range(starts[pos], starts[pos + 1]) if pos + 1 < len(starts) else range(0)
 
     # --- building ------------------------------------------------------------
 

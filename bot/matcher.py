@@ -113,6 +113,7 @@ class Matcher:
     def __init__(self, index: Index, config: MatcherConfig) -> None:
         self.index = index
         self.config = config
+        self._bigram_cache: dict[int, frozenset[str]] = {}
 
     def rank(self, p: Prepared) -> list[Candidate]:
         c = self.config
@@ -148,12 +149,22 @@ class Matcher:
     def _coverage(self, p: Prepared, pos: int) -> float:
         block = self.index.blocks[1]  # character n-grams carry the IDF of bigrams
         top = float(block.idf.max())
-        rows = self.index.rows_of(pos)
-        theirs = set().union(*(_bigrams(self.index.row_text[r]) for r in rows))
+        theirs = self._faq_bigrams(pos)
         mine = _bigrams(p.text)
         weights = {g: float(block.idf[block.vocab[g]]) if g in block.vocab else top for g in mine}
         total = sum(weights.values())
         return sum(w for g, w in weights.items() if g in theirs) / total if total else 0.0
+
+    def _faq_bigrams(self, pos: int) -> frozenset[str]:
+        """Character bigrams of all wordings of an FAQ, kept for the FAQs asked about most."""
+        found = self._bigram_cache.get(pos)
+        if found is None:
+            rows = self.index.rows_of(pos)
+            found = frozenset().union(*(_bigrams(self.index.row_text[r]) for r in rows))
+            if len(self._bigram_cache) >= _BIGRAM_CACHE:
+                self._bigram_cache.clear()
+            self._bigram_cache[pos] = found
+        return found
 
     def _unknown(self, p: Prepared) -> float:
         if not p.words:
@@ -188,6 +199,9 @@ class Matcher:
             close = [x for x in cands if best.raw - x.raw <= c.clarify_window]
             return Decision("clarify", score, cands, close[: c.max_choices])
         return Decision("fallback", score, cands)
+
+
+_BIGRAM_CACHE = 20_000
 
 
 def _bigrams(text: str) -> set[str]:

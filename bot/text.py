@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -72,11 +73,7 @@ class TextPipeline:
     ) -> None:
         self.synonyms = dict(synonyms or {})
         self.stopwords = _stopwords()
-        self._tk = jieba.Tokenizer()
-        if cache_dir is not None:
-            Path(cache_dir).mkdir(parents=True, exist_ok=True)
-            self._tk.tmp_dir = str(cache_dir)
-        self._tk.initialize()
+        self._tk = _fresh_tokenizer(cache_dir)
         if dict_path is not None:
             with open(dict_path, "rb") as fh:  # jieba leaks the handle if given a path
                 self._tk.load_userdict(fh)
@@ -87,6 +84,11 @@ class TextPipeline:
             if len(word) > 1 and not self._tk.FREQ.get(word):
                 self._tk.add_word(word, freq=2000)
         self._homophones = _homophone_table(domain)
+        # first syllable → lengths of the domain words that start with it, longest first
+        self._homophone_sizes: dict[str, tuple[int, ...]] = {}
+        for key in self._homophones:
+            sizes = {*self._homophone_sizes.get(key[0], ()), len(key)}
+            self._homophone_sizes[key[0]] = tuple(sorted(sizes, reverse=True))
 
     def segment(self, text: str) -> list[str]:
         """Segment already-normalised text into words, mapping synonyms to canonical words."""
@@ -111,7 +113,8 @@ class TextPipeline:
         out: list[str] = []
         i = 0
         while i < len(text):
-            for size in range(min(_MAX_HOMOPHONE, len(text) - i), 1, -1):
+            sizes = self._homophone_sizes.get(syllables[i], ())
+            for size in (n for n in sizes if n <= len(text) - i):
                 word = self._homophones.get(tuple(syllables[i : i + size]))
                 piece = text[i : i + size]
                 if (
@@ -145,6 +148,31 @@ class TextPipeline:
 
 
 _MAX_HOMOPHONE = 6
+_base_lock = threading.Lock()
+_base: jieba.Tokenizer | None = None
+
+
+def _fresh_tokenizer(cache_dir: str | Path | None) -> jieba.Tokenizer:
+    """A tokenizer of our own with jieba's main dictionary, read once per process.
+
+    Reading the main dictionary costs seconds; each pipeline (a reload makes
+    a new one) copies the loaded word table instead, so words a bank adds
+    never leak into another bank's tokenizer.
+    """
+    global _base
+    with _base_lock:
+        if _base is None:
+            base = jieba.Tokenizer()
+            if cache_dir is not None:
+                Path(cache_dir).mkdir(parents=True, exist_ok=True)
+                base.tmp_dir = str(cache_dir)  # jieba's cache goes here, not to /tmp
+            base.initialize()
+            _base = base
+    tk = jieba.Tokenizer()
+    tk.FREQ = dict(_base.FREQ)
+    tk.total = _base.total
+    tk.initialized = True
+    return tk
 
 
 def _agree(a: str, b: str) -> int:
