@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_COMMENT_CHARS": 500,
     "MAX_CONTENT_LENGTH": 4096,
     "SUGGEST_LIMIT": 8,
+    # How often (seconds) each worker looks for a bank published by a reload.
+    "RELOAD_CHECK_INTERVAL_S": 1.0,
     "HOT_LIMIT": 6,
     # Seconds browsers may cache the widget's static files and the read-only API.
     "STATIC_MAX_AGE": 300,

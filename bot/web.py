@@ -28,7 +28,9 @@ from bot.config import instance_path as resolve_instance_path
 from bot.config import load_settings
 from bot.querylog import QueryLog
 from bot.web_api import error_response
+from bot.web_admin import init_app as init_admin
 from bot.web_api import init_app as init_api
+from bot.web_reload import init_app as init_reload
 
 __all__ = ["Service", "create_app"]
 
@@ -171,6 +173,8 @@ def create_app(
     app.extensions["xiaocheng_limiter"] = limiter
 
     init_api(app, limiter)
+    init_reload(app)  # after the Service is stored: it notes the bank version served now
+    init_admin(app)
     _init_static(app)
     _init_errors(app)
     app.after_request(_add_security_headers)
