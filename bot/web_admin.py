@@ -88,7 +88,11 @@ DEFAULTS: dict[str, Any] = {
 
 PREFIX = "/admin"
 _STATIC_DIR = Path(__file__).resolve().parent / "static"
-_ASSETS = {"admin.css": "text/css; charset=utf-8", "admin.js": "text/javascript; charset=utf-8"}
+_ASSETS = {
+    "admin.css": "text/css; charset=utf-8",
+    "admin.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
+}
 _PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.asset"})
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _DEFAULT_DAYS = 30
@@ -97,6 +101,9 @@ _EXPORT_BATCH = 2000
 _EXPORT_NEAREST = 500
 _TOP_FAQS = 10
 _HELPFUL_SHOWN = 15
+# Chart sizes, in px at which the text is 12 px: about the size each is shown at.
+_WIDE_CHART = (900, 280)  # width, height
+_HALF_CHART = (540, 230)  # width, label width
 
 TYPE_NAMES = {"answer": "直接回答", "clarify": "反问澄清", "fallback": "未能回答"}
 
@@ -513,6 +520,8 @@ def dashboard() -> str:
         desc=f"{f.start} 至 {f.end}，共 {sum(v for _, v in per_day)} 次",
         tip=lambda label, value: f"{label}：{value} 次",
         short_label=_short_day,
+        width=_WIDE_CHART[0],
+        height=_WIDE_CHART[1],
     )
     shares_svg = admin_charts.stacked_share_chart(
         [(row["day"].isoformat(), row) for row in days],
@@ -521,6 +530,8 @@ def dashboard() -> str:
         title="每日回复类型占比",
         desc="直接回答、反问澄清、未能回答各占当天提问的比例",
         short_label=_short_day,
+        width=_WIDE_CHART[0],
+        height=_WIDE_CHART[1],
     )
     top_rows = [{**row, "question": _faq_title(bot, row["faq_id"])} for row in top]
     for row in top_rows:
@@ -530,6 +541,8 @@ def dashboard() -> str:
         chart_id="chart-top",
         title=f"回答次数最多的 {len(top_rows)} 个问答",
         value_text=lambda v: f"{v:g} 次",
+        width=_HALF_CHART[0],
+        label_width=_HALF_CHART[1],
     )
     rate_rows = [{**row, "question": _faq_title(bot, row["faq_id"])} for row in rates]
     rates_svg = admin_charts.hbar_chart(
@@ -539,6 +552,8 @@ def dashboard() -> str:
         desc="访客评价“有帮助”的比例，评价最多的问答在前",
         max_value=1.0,
         value_text=lambda v: f"{v * 100:.0f}%",
+        width=_HALF_CHART[0],
+        label_width=_HALF_CHART[1],
     )
     total = sum(s["count"] for s in shares)
     helpful = sum(r["helpful"] for r in rates)

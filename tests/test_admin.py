@@ -600,7 +600,8 @@ def test_clusters_page_groups_repeated_unanswered_questions(app, analyst):
     assert pre.startswith("# 4 次提问，题库里没有足够接近的条目。")
     assert "  - id: TODO\n    question: 今天天气怎么样\n    alternates:\n" in pre
     assert (
-        '<button type="button" class="button button-small copy" data-copy="yaml-1" hidden>' in first
+        '<button type="button" class="button button-small copy" data-copy="yaml-1" '
+        'aria-label="复制第 1 类的 YAML 片段" hidden>复制</button>' in first
     )
 
     # A clarified question close to an entry: proposed as that entry's alternate.
