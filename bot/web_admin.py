@@ -66,6 +66,7 @@ from bot.querylog import REPLY_TYPES
 from bot.reload import bank_version
 from bot.report import DEFAULTS as REPORT_DEFAULTS
 from bot.report import unanswered_clusters
+from bot.web_reload import reload_bank
 
 if TYPE_CHECKING:
     from bot.engine import Bot
@@ -115,7 +116,6 @@ MSG_WRONG_PASSWORD = "密码不正确，请重新输入。"
 MSG_LOGGED_OUT = "您已安全退出。"
 MSG_LOGIN_REQUIRED = "请先登录分析后台。"
 MSG_CSRF = "页面已过期或来源无法确认，操作未执行。请返回上一页，刷新后再试。"
-MSG_RELOAD_OFF = "本服务未启用题库热更新，请重启服务以加载新题库。"
 _HTTP_MESSAGES = {
     400: "请求内容有误，请返回上一页刷新后再试。",
     404: "您访问的页面不存在。",
@@ -664,10 +664,6 @@ def reload() -> ResponseReturnValue:
     A bank with errors is refused with every error listed (422); the bank
     served before goes on being served.
     """
-    if "xiaocheng_reload" not in current_app.extensions:
-        return _error_page(503, "reload_unavailable", MSG_RELOAD_OFF)
-    from bot.web_reload import reload_bank  # the web layer's reload wiring
-
     result = reload_bank(current_app)
     status = 200 if result.ok else 422
     if result.ok:

@@ -74,9 +74,7 @@ def _create(instance: Path, jieba_cache: Path, index_path: Path, **overrides: An
         "ADMIN_LOGIN_DELAY_S": 0,
         **overrides,
     }
-    app = create_app(config, instance_path=instance)
-    web_admin.init_app(app)  # does nothing once create_app registers the console
-    return app
+    return create_app(config, instance_path=instance)
 
 
 @pytest.fixture(scope="module")
@@ -679,10 +677,7 @@ NEW_ENTRY = """
 
 
 def test_reload_serves_a_good_bank_and_refuses_a_broken_one(make_app, faq_dir, tmp_path):
-    from bot import web_reload
-
     app = make_app(FAQ_DIR=str(faq_dir), INDEX_PATH=str(tmp_path / "own-index.pkl"))
-    web_reload.init_app(app)  # does nothing once create_app wires reloads itself
     client = logged_in(app)
     assert '<dd id="bank-faqs">5 条</dd>' in client.get("/admin/bank").text
 
@@ -710,17 +705,6 @@ def test_reload_serves_a_good_bank_and_refuses_a_broken_one(make_app, faq_dir, t
     assert response.status_code == 422
     body = response.get_json()
     assert body["ok"] is False and len(body["errors"]) == 1
-
-
-def test_reload_without_the_reload_wiring_says_so(make_app):
-    app = make_app()
-    if "xiaocheng_reload" in app.extensions:
-        pytest.skip("create_app wires reloads")
-    client = logged_in(app)
-    token = token_of(client.get("/admin/bank").text)
-    response = client.post("/admin/reload", data={"csrf_token": token})
-    assert response.status_code == 503
-    assert error_text(response.text) == ["本服务未启用题库热更新，请重启服务以加载新题库。"]
 
 
 # --- CSV exports -----------------------------------------------------------------------

@@ -20,8 +20,6 @@ import pytest
 from playwright.sync_api import Page, expect
 from werkzeug.security import generate_password_hash
 
-from bot import web_admin
-
 pytestmark = pytest.mark.browser
 
 PASSWORD = "后台口令 correct horse"
@@ -78,8 +76,6 @@ def admin_server(serve_app: Callable[..., Any]) -> Any:
         ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
         ADMIN_LOGIN_DELAY_S=0,
     )
-    # Before the first request; does nothing once create_app registers the console.
-    web_admin.init_app(server.app)
     service = server.app.extensions["xiaocheng"]
     bot, log = service.bot, service.querylog
     now = datetime.now(UTC)
