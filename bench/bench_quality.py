@@ -183,7 +183,7 @@ def headline(
         return [c.pos for c in matcher.rank(d.queries[i])]
 
     def ours_tfidf(i: int) -> list[int]:
-        return [pos for pos, _, _ in index.top_faqs(d.queries[i], k=TOP)]
+        return [hit[0] for hit in index.top_faqs(d.queries[i], k=TOP)]
 
     out = [run_timed(f"ours{label}: Matcher.rank (TF-IDF + rerank)", ours_full, gold)]
     if retrieval_only:
@@ -371,6 +371,15 @@ class Lab:
             [_chars(p, sizes) for p in self.d.rows], [_chars(p, sizes) for p in self.d.queries]
         )
         return name
+
+    def add_pinyin_bigrams(self) -> str:
+        def bigrams(f: tuple[list[str], list[str], list[str]]) -> list[str]:
+            return [s for s in f[2] if "_" in s]
+
+        self.blocks["pinyin2"] = _block_scores(
+            [bigrams(f) for f in self._rf], [bigrams(f) for f in self._qf]
+        )
+        return "pinyin2"
 
     def add_word_tokens(self) -> str:
         self.blocks["word+stop"] = _block_scores(self.d.row_tokens, self.d.q_tokens)
@@ -659,6 +668,13 @@ def explore(d: Data, seed: int, step: float, headline_rows: list) -> None:
         )
     ideas.append(
         ("word block keeps stop words", (lab.add_word_tokens(), "char", "pinyin"), base_feats)
+    )
+    ideas.append(
+        (
+            "no unigrams: char 2-3, pinyin bigrams only (the faster index of bench_latency)",
+            ("word", "char23", lab.add_pinyin_bigrams()),
+            base_feats,
+        )
     )
     ideas.append(("+ word bigram block", (*base_blocks, lab.add_bigrams()), base_feats))
     ideas.append(

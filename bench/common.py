@@ -233,9 +233,14 @@ def machine() -> str:
             libs.append(f"{lib} {metadata.version(lib)}")
         except metadata.PackageNotFoundError:
             libs.append(f"{lib} ?")
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
     return "\n".join(
         [
             f"date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+            f"load average (1, 5, 15 min) at start: {load} (the machine is shared)",
             f"machine: {nproc} cores, {cpu}, {platform.system()} {platform.release()}",
             f"python: {platform.python_version()} ({platform.python_implementation()})",
             "libraries: " + ", ".join(libs),
