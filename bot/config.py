@@ -75,6 +75,27 @@ DEFAULTS: dict[str, Any] = {
     # How long feedback waits for its question to reach the database from another
     # worker's query-log queue before the query id is declared unknown.
     "QUERYLOG_FEEDBACK_GRACE_S": 0.5,
+    # Days a logged question is kept; ``python -m bot purge`` deletes older ones.
+    "LOG_RETENTION_DAYS": 180,
+    # Unanswered-question clusters (console and ``python -m bot report``): an answer
+    # scoring below CLUSTER_LOW_SCORE counts as low-confidence; at most CLUSTER_MAX_ROWS
+    # newest questions are clustered; a question joins a cluster from cosine
+    # CLUSTER_THRESHOLD to its leader; from CLUSTER_ALTERNATE_MIN_SCORE the nearest FAQ
+    # is proposed for the cluster's questions as alternates, below it a new entry.
+    "CLUSTER_LOW_SCORE": 0.5,
+    "CLUSTER_MAX_ROWS": 5000,
+    "CLUSTER_THRESHOLD": 0.4,
+    "CLUSTER_ALTERNATE_MIN_SCORE": 0.4,
+    # Analyst console: login lifetime, login throttling, page sizes, longest date range.
+    "ADMIN_SESSION_HOURS": 8,
+    "ADMIN_LOGIN_RATELIMIT": "5/minute;30/hour",
+    "ADMIN_LOGIN_DELAY_S": 1.0,
+    "ADMIN_PAGE_SIZE": 50,
+    "ADMIN_CLUSTERS_SHOWN": 50,
+    "ADMIN_MAX_DAYS": 366,
+    # Send the console's session cookie over HTTPS only (set true behind TLS).
+    "SESSION_COOKIE_SECURE": False,
+    "SESSION_COOKIE_SAMESITE": "Lax",
     # Hash (werkzeug.security.generate_password_hash) of the analyst console password.
     "ADMIN_PASSWORD_HASH": None,
     "SECRET_KEY": None,

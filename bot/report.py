@@ -19,40 +19,24 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bot.clusters import CHINA_TIME, Cluster, Nearest, cluster, render_text
-from bot.config import instance_path, load_settings
+from bot.config import DEFAULTS, instance_path, load_settings
 from bot.engine import Bot
 from bot.errors import XiaochengError
 from bot.querylog import QueryLog
 
 __all__ = [
-    "DEFAULTS",
     "parse_since",
     "purge_main",
     "report_main",
     "unanswered_clusters",
 ]
 
-#: Settings these commands and the console read, with their defaults (until
-#: :data:`bot.config.DEFAULTS` carries them).
-DEFAULTS: dict[str, Any] = {
-    # Days a logged question is kept; ``python -m bot purge`` deletes older ones.
-    "LOG_RETENTION_DAYS": 180,
-    # An answer scoring below this counts as low-confidence and joins the clusters.
-    "CLUSTER_LOW_SCORE": 0.5,
-    # Newest unanswered questions clustered at most (bounds the work per page view).
-    "CLUSTER_MAX_ROWS": 5000,
-    # Cosine similarity a question needs to its cluster's leader.
-    "CLUSTER_THRESHOLD": 0.4,
-    # Nearest-FAQ score from which a cluster is proposed as alternates, not a new entry.
-    "CLUSTER_ALTERNATE_MIN_SCORE": 0.4,
-}
-
 _SINCE = re.compile(r"(\d{1,4})\s*([dhw])")
 _UNITS = {"d": "days", "h": "hours", "w": "weeks"}
 
 
 def setting(settings: Mapping[str, Any], key: str) -> Any:
-    """``settings[key]``, else its default from :data:`DEFAULTS`."""
+    """``settings[key]``, else its default from :data:`bot.config.DEFAULTS`."""
     value = settings.get(key)
     return DEFAULTS[key] if value is None else value
 

@@ -27,8 +27,8 @@ from bot import Bot
 from bot.config import instance_path as resolve_instance_path
 from bot.config import load_settings
 from bot.querylog import QueryLog
-from bot.web_api import error_response
 from bot.web_admin import init_app as init_admin
+from bot.web_api import error_response
 from bot.web_api import init_app as init_api
 from bot.web_reload import init_app as init_reload
 

@@ -64,7 +64,6 @@ from bot.clusters import CHINA_TIME, csv_cell, to_csv_rows
 from bot.config import ConfigError
 from bot.querylog import REPLY_TYPES
 from bot.reload import bank_version
-from bot.report import DEFAULTS as REPORT_DEFAULTS
 from bot.report import unanswered_clusters
 from bot.web_reload import reload_bank
 
@@ -72,20 +71,7 @@ if TYPE_CHECKING:
     from bot.engine import Bot
     from bot.web import Service
 
-__all__ = ["DEFAULTS", "csrf_token", "init_app", "logged_in"]
-
-#: The console's settings and their defaults (until :data:`bot.config.DEFAULTS` has them).
-DEFAULTS: dict[str, Any] = {
-    "ADMIN_SESSION_HOURS": 8,
-    "ADMIN_LOGIN_RATELIMIT": "5/minute;30/hour",
-    "ADMIN_LOGIN_DELAY_S": 1.0,
-    "ADMIN_PAGE_SIZE": 50,
-    # Clusters shown on the clusters page, each with its nearest FAQ.
-    "ADMIN_CLUSTERS_SHOWN": 50,
-    # Longest date range of a filter, in days.
-    "ADMIN_MAX_DAYS": 366,
-    **REPORT_DEFAULTS,
-}
+__all__ = ["csrf_token", "init_app", "logged_in"]
 
 PREFIX = "/admin"
 _STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -144,12 +130,7 @@ def init_app(app: Flask) -> None:
     """
     if "admin" in app.blueprints:
         return
-    for key, value in DEFAULTS.items():
-        if app.config.get(key) is None:
-            app.config[key] = value
     _check_hash_setting(app.config.get("ADMIN_PASSWORD_HASH"))
-    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
-        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     if app.config.get("SESSION_COOKIE_PATH") is None:
         # Only the console uses the session: the widget's requests need not carry it.
         app.config["SESSION_COOKIE_PATH"] = PREFIX

@@ -160,7 +160,7 @@ def test_purge_refuses_bad_days(instance, capsys):
     (instance / "config.toml").write_text('LOG_RETENTION_DAYS = "forever"\n', encoding="utf-8")
     assert purge_main([]) == 1
     assert capsys.readouterr().err == (
-        "Error: LOG_RETENTION_DAYS must be a whole number 0 or more, not 'forever'\n"
+        f"Error: {instance / 'config.toml'}: LOG_RETENTION_DAYS should be an integer, not str\n"
     )
 
 
