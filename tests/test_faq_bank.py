@@ -1,0 +1,74 @@
+"""The shipped bank in faq/: complete entries, known placeholders, 100% self-retrieval."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot import Bot, load_bank
+from bot.evaluate import FALLBACK, load_labelled, self_retrieval
+from bot.site import placeholders
+
+ROOT = Path(__file__).resolve().parent.parent
+FAQ = ROOT / "faq"
+DEV = Path(__file__).parent / "data" / "dev_questions.yaml"
+SMALLTALK = "闲聊"
+# City-specific facts belong in faq/site.yaml, never in an answer.
+PHONE = re.compile(r"(?<!\d)(?!12345(?!\d))(\d{3,4}-?\d{7,8}|1\d{10}|\d{5,})(?!\d)")
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return load_bank(FAQ)
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
+    return Bot.load(FAQ, cache_dir=tmp_path_factory.mktemp("jieba"))
+
+
+def test_the_bank_covers_the_remit(bank) -> None:
+    assert len(bank.faqs) >= 150
+    assert set(bank.categories) >= {
+        "投诉举报", "市容秩序", "违法建筑", "噪声油烟扬尘", "渣土与建筑垃圾", "垃圾分类",
+        "园林绿化与公共空间", "行政处罚", "政务公开", "关于本局", SMALLTALK,
+    }  # fmt: skip
+
+
+def test_every_entry_is_complete(bank) -> None:
+    problems = []
+    for faq in bank.faqs:
+        where = f"{faq.path}:{faq.line} {faq.id}"
+        if len(faq.alternates) < 3:
+            problems.append(f"{where}: fewer than 3 alternates")
+        if not faq.answer.strip() or not faq.category:
+            problems.append(f"{where}: no answer or category")
+        if faq.category != SMALLTALK and (not faq.keywords or faq.reviewed is None):
+            problems.append(f"{where}: no keywords or reviewed date")
+        if PHONE.search(faq.answer):
+            problems.append(f"{where}: a phone-like number in the answer; use a site placeholder")
+    assert problems == []
+
+
+def test_every_placeholder_is_in_site_yaml(bank) -> None:
+    site = yaml.safe_load((FAQ / "site.yaml").read_text(encoding="utf-8"))
+    used = {name for faq in bank.faqs for name in placeholders(faq.answer)}
+    used |= {name for faq in bank.faqs for link in faq.links for name in placeholders(link.url)}
+    assert used and used <= set(site)
+
+
+def test_self_retrieval_is_complete(bot: Bot) -> None:
+    total, failures = self_retrieval(bot)
+    assert total >= 1500
+    assert failures == []
+
+
+def test_dev_questions_are_labelled_and_not_copied(bank) -> None:
+    items = load_labelled(DEV, known_ids=set(bank.by_id))
+    texts = {t for faq in bank.faqs for t in faq.texts}
+    assert sum(i.id != FALLBACK for i in items) >= 300
+    assert sum(i.id == FALLBACK for i in items) >= 60
+    assert [i.q for i in items if i.q in texts] == []
