@@ -7,10 +7,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from gunicorn_server import children, gunicorn, wait_for
 
 from bot.bank import load_bank
 from bot.index import Index
@@ -33,7 +30,6 @@ from bot.reload import (
 from bot.web import create_app
 from bot.web_reload import init_app, reload_bank, watcher
 
-ROOT = Path(__file__).resolve().parent.parent
 DOG_Q = "遛狗不拴绳有人管吗"
 DOGS_YAML = """\
 category: 养犬管理
@@ -394,7 +390,6 @@ def test_a_marker_older_than_the_app_is_ignored(make_app, faq_dir: Path, caplog)
 def tagged_app() -> Flask:
     """gunicorn's app for the test below: the real app, each reply naming its worker's pid."""
     app = create_app()
-    init_app(app)  # until create_app does it itself
     inner = app.wsgi_app
 
     def wsgi_app(environ, start_response):
@@ -479,72 +474,22 @@ class _Load:
             return list(self.replies)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> set[int]:
-    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    return {int(p) for p in text.split()}
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"gunicorn exited with {proc.returncode}"
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not answer /healthz within {timeout:.0f} s")
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_reload_under_load_fails_no_request_and_reaches_every_worker(
     faq_dir: Path, tmp_path: Path, jieba_cache: Path
 ) -> None:
     instance = tmp_path / "instance"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHENG_")}
-    env.update(
-        XIAOCHENG_INSTANCE_PATH=str(instance),
-        XIAOCHENG_FAQ_DIR=str(faq_dir),
-        XIAOCHENG_CACHE_DIR=str(jieba_cache),
-        XIAOCHENG_BIND=f"127.0.0.1:{port}",
-        XIAOCHENG_WORKERS="3",
-        XIAOCHENG_RATELIMIT_ENABLED="false",
-        XIAOCHENG_LOG_LEVEL="warning",
-    )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
+    settings = {
+        "INSTANCE_PATH": str(instance),
+        "FAQ_DIR": str(faq_dir),
+        "CACHE_DIR": str(jieba_cache),
+        "RATELIMIT_ENABLED": "false",
+    }
     log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py", "--pythonpath", str(ROOT / "tests"),
-             "test_reload:tagged_app()"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        _wait_healthy(port, proc, timeout=60)
-        _wait_for(lambda: len(_children(proc.pid)) == 3, 10, "3 workers")
-        workers = _children(proc.pid)
+    with gunicorn(log_path, settings=settings, app="test_reload:tagged_app()") as (port, proc):
+        workers = children(proc.pid)
         with _Load(port, threads=4, max_requests=20_000) as load:
-            _wait_for(
+            wait_for(
                 lambda: {r.pid for r in load.snapshot()} >= workers, 15, "every worker to answer"
             )
             (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
@@ -557,12 +502,9 @@ def test_reload_under_load_fails_no_request_and_reaches_every_worker(
                     r.pid for r in load.snapshot() if r.at > published and r.faq_id == "dog-leash"
                 }
 
-            _wait_for(lambda: switched() >= workers, 25, "every worker to switch")
+            wait_for(lambda: switched() >= workers, 25, "every worker to switch")
             time.sleep(0.5)  # a little more load on the new bank
-        assert _children(proc.pid) == workers  # no worker died or was replaced
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        assert children(proc.pid) == workers  # no worker died or was replaced
     output = log_path.read_text("utf-8", "replace")
 
     replies = load.snapshot()
