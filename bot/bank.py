@@ -256,15 +256,22 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _load_site(root: Path, issues: list[BankIssue]) -> dict[str, str]:
-    site = dict(DEFAULT_SITE)
-    path = root / "site.yaml"
+def _optional_yaml(root: Path, name: str, issues: list[BankIssue]) -> tuple[str, Any] | None:
+    """(shown path, data) of an optional extra file; None if absent, empty or unreadable."""
+    path = root / name
     if not path.is_file():
-        return site
+        return None
     shown = shown_path(path)
     data = _read_yaml(path, shown, issues)
-    if data is None:
+    return None if data is None else (shown, data)
+
+
+def _load_site(root: Path, issues: list[BankIssue]) -> dict[str, str]:
+    site = dict(DEFAULT_SITE)
+    found = _optional_yaml(root, "site.yaml", issues)
+    if found is None:
         return site
+    shown, data = found
     if not isinstance(data, dict):
         issues.append(BankIssue(shown, 1, "must be a mapping of placeholder name to text"))
         return site
@@ -281,13 +288,10 @@ def _load_site(root: Path, issues: list[BankIssue]) -> dict[str, str]:
 
 
 def _load_synonyms(root: Path, issues: list[BankIssue]) -> dict[str, str]:
-    path = root / "synonyms.yaml"
-    if not path.is_file():
+    found = _optional_yaml(root, "synonyms.yaml", issues)
+    if found is None:
         return {}
-    shown = shown_path(path)
-    data = _read_yaml(path, shown, issues)
-    if data is None:
-        return {}
+    shown, data = found
     if not isinstance(data, dict):
         issues.append(BankIssue(shown, 1, "must map a canonical word to a list of variants"))
         return {}
@@ -325,13 +329,10 @@ def _load_synonyms(root: Path, issues: list[BankIssue]) -> dict[str, str]:
 
 
 def _load_outside(root: Path, issues: list[BankIssue]) -> tuple[OutsideTopic, ...]:
-    path = root / "outside.yaml"
-    if not path.is_file():
+    found = _optional_yaml(root, "outside.yaml", issues)
+    if found is None:
         return ()
-    shown = shown_path(path)
-    data = _read_yaml(path, shown, issues)
-    if data is None:
-        return ()
+    shown, data = found
     topics = data.get("topics") if isinstance(data, dict) else None
     if not isinstance(topics, list):
         issues.append(BankIssue(shown, 1, "must have a list 'topics'"))
@@ -356,13 +357,10 @@ def _load_outside(root: Path, issues: list[BankIssue]) -> tuple[OutsideTopic, ..
 
 
 def _load_thresholds(root: Path, issues: list[BankIssue]) -> dict[str, Any]:
-    path = root / "thresholds.yaml"
-    if not path.is_file():
+    found = _optional_yaml(root, "thresholds.yaml", issues)
+    if found is None:
         return {}
-    shown = shown_path(path)
-    data = _read_yaml(path, shown, issues)
-    if data is None:
-        return {}
+    shown, data = found
     if not isinstance(data, dict):
         issues.append(BankIssue(shown, 1, "must be a mapping"))
         return {}
