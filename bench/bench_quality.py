@@ -24,9 +24,11 @@ import argparse
 import itertools
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -557,6 +559,7 @@ def main() -> None:
     args = ap.parse_args()
 
     print(machine())
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     d = Data()
     print(
         f"BQ split: {d.n_faqs} FAQs, {len(d.rows)} indexed questions, {len(d.queries)} queries "
