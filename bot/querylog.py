@@ -7,7 +7,8 @@ can forget to.
 
 Writes never make a visitor wait on the database: :meth:`QueryLog.log_query`
 allocates the row's id itself, hands the row to a queue and returns the id; one
-writer thread per process inserts whatever has queued up as one transaction.
+writer thread per process inserts whatever has queued up (lingering up to
+``linger_s`` for more) as one transaction.
 No row is dropped: when the queue is full the caller writes its row itself,
 and when the database is unreachable the writer keeps retrying the same batch.
 :meth:`QueryLog.flush` waits for the queue to drain and :meth:`QueryLog.close`
@@ -177,6 +178,7 @@ class QueryLog:
         migrate: bool = True,
         queue_size: int = 10_000,
         batch_size: int = 500,
+        linger_s: float = 0.05,
         max_chars: int = 500,
         busy_timeout_ms: int = 10_000,
         utc_offset_minutes: int = 480,
@@ -191,6 +193,7 @@ class QueryLog:
         self._background = background
         self._queue_size = queue_size
         self._batch_size = batch_size
+        self._linger_s = linger_s
         self._max_chars = max_chars
         self._offset = timedelta(minutes=utc_offset_minutes)
         self._feedback_grace_s = feedback_grace_s
@@ -467,9 +470,12 @@ class QueryLog:
     def _run(self) -> None:
         while True:
             items = [self._queue.get()]
-            while len(items) < self._batch_size:
+            # Linger a moment for more rows: one transaction for a busy burst costs
+            # a fraction of one per row, and no visitor waits on it.
+            deadline = time.monotonic() + self._linger_s
+            while len(items) < self._batch_size and items[-1] is not _STOP:
                 try:
-                    items.append(self._queue.get_nowait())
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             rows = [item for item in items if item is not _STOP]
