@@ -83,7 +83,10 @@ class Bot:
         self.site = bank.site
         self._faq_json = [self._render(f) for f in bank.faqs]
         self._pos = {f.id: i for i, f in enumerate(bank.faqs)}
-        self._typeahead = [pipeline.prepare(f.question).text for f in bank.faqs]
+        # Each FAQ's first row is its standard question, already prepared.
+        self._typeahead = [
+            index.row_text[index.rows_of(pos).start] for pos in range(len(bank.faqs))
+        ]
         self.channels = [
             {
                 "title": f"拨打{self.site['hotline']}政务服务便民热线",
