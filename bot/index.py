@@ -181,14 +181,24 @@ class Index:
             vals.extend(v / norm for v in bv)
         return np.array(cols, dtype=np.int64), np.array(vals, dtype=np.float64)
 
-    def scores(self, p: Prepared) -> np.ndarray:
-        """Similarity of the query to every row (weighted sum of cosines, 0..1)."""
+    def scores(self, p: Prepared, *, max_postings: int | None = None) -> np.ndarray:
+        """Similarity of the query to every row (weighted sum of cosines, 0..1).
+
+        Features found in more than ``max_postings`` rows are skipped when the
+        question has rarer ones: in a large bank they are the commonest
+        characters, whose low IDF adds little to any row but whose posting
+        lists would cost most of the time.
+        """
         cols, vals = self.vector(p)
         if not len(cols):
             return np.zeros(self.n_rows)
         ptr = self.postings.indptr
         starts = ptr[cols]
         lengths = ptr[cols + 1] - starts
+        if max_postings is not None and lengths.max() > max_postings:
+            rare = lengths <= max_postings
+            if rare.any():
+                starts, lengths, vals = starts[rare], lengths[rare], vals[rare]
         if not lengths.sum():
             return np.zeros(self.n_rows)
         # Positions of every posting of every query feature, without a Python loop.
@@ -197,14 +207,20 @@ class Index:
         return np.bincount(self.postings.indices[take], weights=weights, minlength=self.n_rows)
 
     def top_faqs(
-        self, p: Prepared, *, k: int = 10, rows: int = 64, vote_rows: int = 10
+        self,
+        p: Prepared,
+        *,
+        k: int = 10,
+        rows: int = 64,
+        vote_rows: int = 10,
+        max_postings: int | None = None,
     ) -> list[tuple[int, float, list[int], float]]:
         """The best ``k`` FAQs as (FAQ position, best row score, rows by score, votes).
 
         ``votes`` is the FAQ's share of the best ``vote_rows`` matching rows:
         a question close to several wordings of one FAQ gives it many votes.
         """
-        s = self.scores(p)
+        s = self.scores(p, max_postings=max_postings)
         n = min(rows, self.n_rows)
         top = np.argpartition(-s, n - 1)[:n] if n < self.n_rows else np.arange(self.n_rows)
         top = top[np.argsort(-s[top], kind="stable")]

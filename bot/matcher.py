@@ -36,6 +36,8 @@ class MatcherConfig:
     fuzz_weight: float = 0.40
     pinyin_weight: float = 0.20
     k: int = 10
+    # Query features in more rows than this are skipped (large banks only; see Index.scores).
+    max_postings: int = 1000
     # calibrated score = sigmoid(bias + Σ coef * evidence), one coef per Evidence field
     bias: float = -6.0
     raw_coef: float = 10.0
@@ -57,7 +59,7 @@ class MatcherConfig:
         picked = {}
         for key, value in values.items():
             if key in names and isinstance(value, int | float) and not isinstance(value, bool):
-                picked[key] = int(value) if key in ("k", "max_choices") else float(value)
+                picked[key] = int(value) if names[key] == "int" else float(value)
         return cls(**picked)
 
 
@@ -117,7 +119,7 @@ class Matcher:
 
     def rank(self, p: Prepared) -> list[Candidate]:
         c = self.config
-        found = self.index.top_faqs(p, k=c.k)
+        found = self.index.top_faqs(p, k=c.k, max_postings=c.max_postings)
         if not found:
             return []
         text, py = p.text, p.pinyin_text

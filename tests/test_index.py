@@ -73,3 +73,14 @@ def test_scores_are_weighted_cosines(saved: tuple[Bot, Path]) -> None:
     assert scores.max() == pytest.approx(1.0)
     assert scores.min() >= 0.0
     assert bot.index.scores(bot.pipeline.prepare("")).sum() == 0.0
+
+
+def test_common_features_can_be_skipped(saved: tuple[Bot, Path]) -> None:
+    bot, _ = saved
+    p = bot.pipeline.prepare("如何举报违法建筑？")
+    full = bot.index.scores(p)
+    rare_only = bot.index.scores(p, max_postings=1)
+    assert rare_only.argmax() == full.argmax()
+    assert rare_only.sum() < full.sum()  # the common characters no longer count
+    common = bot.pipeline.prepare("怎么")  # only features found in many rows
+    assert bot.index.scores(common, max_postings=1).sum() > 0  # kept when nothing rarer
