@@ -25,7 +25,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,32 +33,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import free_port, wait_healthy
+
 REPO = Path(__file__).resolve().parent.parent
 LUA = REPO / "bench" / "ask.lua"
 TARGET_RPS = 1000
 TARGET_P99_MS = 50.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with status {proc.returncode} during start-up")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer /healthz within {timeout:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -183,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     instance = Path(tempfile.mkdtemp(prefix="xiaocheng-bench-"))
-    port = _free_port()
+    port = free_port()
     database_url = f"sqlite:///{instance / 'querylog.db'}"
     env = {
         **os.environ,
@@ -201,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()[0]
     proc = subprocess.Popen(gunicorn, cwd=REPO, env=env)
     try:
-        _wait_healthy(port, proc, timeout=120)
+        wait_healthy(port, proc, timeout=120)
         warm = _wrk(port, duration=args.warmup, connections=args.connections, threads=args.threads)
         server_cpu = _cpu_seconds(proc.pid)
         wrk_cpu = _children_cpu_seconds()

@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import threading
 import time
 from pathlib import Path
 from typing import IO, cast
+
+from common import free_port, wait_healthy
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -74,12 +75,6 @@ def tagged_app():  # type: ignore[no-untyped-def]
     return app
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -91,22 +86,6 @@ def _pss_mb(pids: list[int]) -> float:
         match = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
         total += int(match.group(1)) if match else 0
     return total / 1024
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited with status {proc.returncode} during start-up")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer /healthz within {timeout:.0f} s")
 
 
 def _wrk_command(port: int, duration: int, connections: int) -> list[str]:
@@ -225,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="xiaocheng-reload-"))
     faq_dir, instance = tmp / "faq", tmp / "instance"
     shutil.copytree(REPO / "faq", faq_dir)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOCHENG_")}
     env.update(
         XIAOCHENG_INSTANCE_PATH=str(instance),
@@ -245,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[tuple[int, float, float, float]] = []  # round, published at, command s, build s
     probe = _Probe(port)
     try:
-        _wait_healthy(port, proc, timeout=120)
+        wait_healthy(port, proc, timeout=120)
         subprocess.run(_wrk_command(port, 3, args.connections), check=True, capture_output=True)
         workers = _children(proc.pid)
         pss_before = _pss_mb(workers)
