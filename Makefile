@@ -20,8 +20,11 @@ $(VENV)/bin/gunicorn: pyproject.toml
 serve:
 	XIAOCHENG_BIND=$(HOST_PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
-# Install everything the tests need (Chromium, PostgreSQL up, dev packages, axe-core)
-# and run the whole suite, browser tests included.
+# Install everything the tests need (Chromium, PostgreSQL up, dev packages, axe-core),
+# lint and type-check, and run the whole suite, browser tests included.
 test:
 	./scripts/test-deps.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest

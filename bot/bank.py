@@ -272,7 +272,7 @@ def _load_site(root: Path, issues: list[BankIssue]) -> dict[str, str]:
     if found is None:
         return site
     shown, data = found
-    if not isinstance(data, dict):
+    if not isinstance(data, _Map):
         issues.append(BankIssue(shown, 1, "must be a mapping of placeholder name to text"))
         return site
     for key, value in data.items():
@@ -292,7 +292,7 @@ def _load_synonyms(root: Path, issues: list[BankIssue]) -> dict[str, str]:
     if found is None:
         return {}
     shown, data = found
-    if not isinstance(data, dict):
+    if not isinstance(data, _Map):
         issues.append(BankIssue(shown, 1, "must map a canonical word to a list of variants"))
         return {}
     mapping: dict[str, str] = {}
@@ -395,7 +395,7 @@ def _load_faq_file(
         if not issues or issues[-1].path != shown:
             issues.append(BankIssue(shown, None, "is empty"))
         return []
-    if not isinstance(data, dict):
+    if not isinstance(data, _Map):
         issues.append(BankIssue(shown, 1, "must be a mapping with a list 'faqs'"))
         return []
     for key in data:
@@ -524,9 +524,9 @@ def _links(entry: _Map, shown: str, label: str, issues: list[BankIssue]) -> tupl
     items = value if isinstance(value, list) else [None]
     out = []
     for item in items:
-        title = _text(item.get("title")) if isinstance(item, dict) else None
-        url = _text(item.get("url")) if isinstance(item, dict) else None
-        if not title or not url or set(item) - {"title", "url"}:
+        fields = item if isinstance(item, dict) else {}
+        title, url = _text(fields.get("title")), _text(fields.get("url"))
+        if not title or not url or set(fields) - {"title", "url"}:
             issues.append(
                 BankIssue(shown, line, "each link needs exactly 'title' and 'url'", label)
             )

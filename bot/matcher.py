@@ -56,7 +56,7 @@ class MatcherConfig:
     def from_mapping(cls, values: dict[str, Any]) -> MatcherConfig:
         """Take known keys from ``values`` (e.g. faq/thresholds.yaml); ignore the rest."""
         names = {f.name: f.type for f in fields(cls)}
-        picked = {}
+        picked: dict[str, Any] = {}
         for key, value in values.items():
             if key in names and isinstance(value, int | float) and not isinstance(value, bool):
                 picked[key] = int(value) if names[key] == "int" else float(value)

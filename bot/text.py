@@ -7,6 +7,7 @@ visitor's question at query time, so both sides are always treated alike.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import unicodedata
@@ -68,7 +69,7 @@ class TextPipeline:
         *,
         dict_path: str | Path | None = None,
         synonyms: dict[str, str] | None = None,
-        cache_dir: str | Path | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
         extra_words: tuple[str, ...] = (),
     ) -> None:
         self.synonyms = dict(synonyms or {})
@@ -152,7 +153,7 @@ _base_lock = threading.Lock()
 _base: jieba.Tokenizer | None = None
 
 
-def _fresh_tokenizer(cache_dir: str | Path | None) -> jieba.Tokenizer:
+def _fresh_tokenizer(cache_dir: str | os.PathLike[str] | None) -> jieba.Tokenizer:
     """A tokenizer of our own with jieba's main dictionary, read once per process.
 
     Reading the main dictionary costs seconds; each pipeline (a reload makes
