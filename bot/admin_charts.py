@@ -59,7 +59,6 @@ def bar_chart(
     if n:
         step = plot_w / n
         bar_w = max(step * 0.72, 1.0)
-        every = max(1, math.ceil(n / _MAX_X_LABELS))
         for i, (label, value) in enumerate(points):
             h = plot_h * value / top_value if top_value else 0.0
             x = left + i * step + (step - bar_w) / 2
@@ -69,13 +68,28 @@ def bar_chart(
                 f'height="{_n(h)}" data-label="{_e(label)}" data-value="{_n(value)}">'
                 f"<title>{_e(tip(label, value))}</title></rect>"
             )
-            if i % every == 0:
-                cx = left + i * step + step / 2
-                parts.append(
-                    f'<text class="label" x="{_n(cx)}" y="{_n(height - 10)}" '
-                    f'text-anchor="middle">{_e(short_label(label))}</text>'
-                )
-    parts.append(_axis_line(left, top + plot_h, width - right, top + plot_h))
+    parts += _x_labels([label for label, _ in points], left, plot_w, height - 10, short_label)
+    return _close(parts, left, top + plot_h, width - right)
+
+
+def _x_labels(
+    labels: Sequence[str], left: float, plot_w: float, y: float, short: Callable[[str], str]
+) -> list[str]:
+    """Labels under the columns: at most ``_MAX_X_LABELS``, evenly spaced."""
+    if not labels:
+        return []
+    step = plot_w / len(labels)
+    every = max(1, math.ceil(len(labels) / _MAX_X_LABELS))
+    return [
+        f'<text class="label" x="{_n(left + i * step + step / 2)}" y="{_n(y)}" '
+        f'text-anchor="middle">{_e(short(label))}</text>'
+        for i, label in enumerate(labels)
+        if i % every == 0
+    ]
+
+
+def _close(parts: list[str], left: float, base: float, right: float) -> str:
+    parts.append(_axis_line(left, base, right, base))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -117,7 +131,6 @@ def stacked_share_chart(
     if n:
         step = plot_w / n
         bar_w = max(step * 0.72, 1.0)
-        every = max(1, math.ceil(n / _MAX_X_LABELS))
         for i, (label, counts) in enumerate(rows):
             bx = left + i * step + (step - bar_w) / 2
             total = sum(counts.get(key, 0) for key, _ in series)
@@ -140,15 +153,8 @@ def stacked_share_chart(
                         f"<title>{_e(label)} {_e(name)}：{_n(value)}（{_percent(value / total)}）"
                         "</title></rect>"
                     )
-            if i % every == 0:
-                cx = left + i * step + step / 2
-                parts.append(
-                    f'<text class="label" x="{_n(cx)}" y="{_n(height - 10)}" '
-                    f'text-anchor="middle">{_e(short_label(label))}</text>'
-                )
-    parts.append(_axis_line(left, top + plot_h, width - right, top + plot_h))
-    parts.append("</svg>")
-    return "".join(parts)
+    parts += _x_labels([label for label, _ in rows], left, plot_w, height - 10, short_label)
+    return _close(parts, left, top + plot_h, width - right)
 
 
 def hbar_chart(
