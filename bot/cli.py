@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,17 +15,11 @@ from pathlib import Path
 import yaml
 
 from .bank import shown_path
+from .config import instance_path
 from .engine import DEFAULT_FAQ_DIR, Bot
 from .errors import BankError, XiaochengError
 
-__all__ = ["main", "instance_path"]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def instance_path() -> Path:
-    """The instance folder: $XIAOCHENG_INSTANCE_PATH, else instance/ beside the code."""
-    return Path(os.environ.get("XIAOCHENG_INSTANCE_PATH") or REPO_ROOT / "instance")
+__all__ = ["main"]
 
 
 def default_index_path() -> Path:
@@ -86,7 +79,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_lint(args: argparse.Namespace) -> int:
     from .lint import lint
 
-    bank, warnings = lint(args.dir)
+    bank, warnings = lint(args.dir, cache_dir=instance_path())
     for w in warnings:
         print(f"Warning: {w}")
     files = len({f.path for f in bank.faqs})

@@ -24,9 +24,13 @@ def lint(
     *,
     review_days: int = REVIEW_DAYS,
     today: dt.date | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[Bank, list[str]]:
-    """Load the bank (raising BankError on errors) and list warnings about it."""
-    bot = Bot.load(faq_dir)
+    """Load the bank (raising BankError on errors) and list warnings about it.
+
+    ``cache_dir`` is where jieba keeps its dictionary cache (the instance folder).
+    """
+    bot = Bot.load(faq_dir, cache_dir=cache_dir)
     bank = bot.bank
     warnings: list[str] = []
     _, failures = self_retrieval(bot)
