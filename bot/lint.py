@@ -1,4 +1,5 @@
-"""Staff checks beyond validation: self-retrieval, near-duplicates, overdue reviews, orphans.
+"""Staff checks beyond validation: self-retrieval, same wordings, near-duplicates,
+overdue reviews, orphans.
 
 Validation errors (BankError) stop everything; the findings here are
 warnings a curator should look at but that do not stop the bot.
@@ -40,10 +41,31 @@ def lint(
             f"{faq.path}:{faq.line}: entry '{fid}': '{text}' finds entry '{got}' first "
             "(self-retrieval); reword it or merge the entries"
         )
+    warnings += same_wordings(bot)
     warnings += near_duplicates(bot)
     warnings += overdue(bank, review_days=review_days, today=today or dt.date.today())
     warnings += orphans(bank)
     return bank, warnings
+
+
+def same_wordings(bot: Bot) -> list[str]:
+    """Wordings of different entries that the bot reads as one text.
+
+    After normalisation and synonyms ("城管局在哪" and "城管部门在哪" both read
+    "城管在哪") the bot cannot tell them apart, whichever entry wins.
+    """
+    first: dict[str, tuple[str, str]] = {}
+    out = []
+    for faq in bot.bank.faqs:
+        for text in dict.fromkeys(faq.texts):
+            read = bot.pipeline.prepare(text).text
+            other = first.setdefault(read, (faq.id, text))
+            if other[0] != faq.id:
+                out.append(
+                    f"{faq.path}:{faq.line}: entry '{faq.id}': '{text}' reads the same as "
+                    f"'{other[1]}' of entry '{other[0]}' (as '{read}'); reword one of them"
+                )
+    return out
 
 
 def near_duplicates(bot: Bot) -> list[str]:
