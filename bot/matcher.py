@@ -8,7 +8,8 @@ curve fitted on labelled development questions (``python -m bot fit``).
 Its inputs (:class:`Evidence`) are the best raw score, its margin over the
 next FAQ, how much of the question the best FAQ's wording covers (and by
 how much more than the next FAQ's), the share of the question's words the
-bank has never seen, and how many of the best-matching wordings belong to
+bank has never seen (a longer word built on a bank word, 非常感谢 on 感谢,
+counts as seen), and how many of the best-matching wordings belong to
 the best FAQ. Coverage and unknown words tell a question about another
 subject (社保, 驾照) from a loosely worded one; votes tell a question close
 to one FAQ's many wordings from one that grazes a single alternate.
@@ -82,7 +83,7 @@ class Evidence:
     raw: float
     margin: float
     coverage: float  # IDF-weighted share of the question's character bigrams in the FAQ's wording
-    unknown: float  # share of the question's content words that no bank question uses
+    unknown: float  # share of the question's content words no bank question uses (nor a part)
     votes: float  # the best FAQ's share of the best-matching rows
     coverage_margin: float  # coverage of the best FAQ minus that of the second
 
@@ -172,7 +173,7 @@ class Matcher:
         if not p.words:
             return 0.0
         vocab = self.index.blocks[0].vocab
-        return sum(w not in vocab for w in p.words) / len(p.words)
+        return sum(not _known(w, vocab) for w in p.words) / len(p.words)
 
     def calibrate(self, ev: Evidence) -> float:
         c = self.config
@@ -209,3 +210,10 @@ _BIGRAM_CACHE = 20_000
 def _bigrams(text: str) -> set[str]:
     text = text.replace(" ", "")
     return {text[i : i + 2] for i in range(len(text) - 1)} or {text}
+
+
+def _known(word: str, vocab: dict[str, int]) -> bool:
+    """A bank word, or a longer word built on one (非常感谢 on 感谢)."""
+    if word in vocab:
+        return True
+    return len(word) > 2 and any(word[i : i + 2] in vocab for i in range(len(word) - 1))

@@ -140,6 +140,10 @@ def test_evidence_coverage_and_unknown_words(bot: Bot) -> None:
     ev = m.evidence(p, m.rank(p))
     assert ev.unknown == pytest.approx(0.5)  # 公积金 is no bank word; 举报 is
     assert 0.0 < ev.coverage < 1.0
+    # jieba keeps 夜市场 whole: no bank word, but built on one (夜市), so not unknown.
+    p = bot.pipeline.prepare("夜市场怎么举报")
+    assert p.words == ("夜市场", "举报")
+    assert m.evidence(p, m.rank(p)).unknown == 0.0
 
 
 def test_calibrated_score_rises_with_each_kind_of_evidence(bot: Bot) -> None:
