@@ -471,11 +471,13 @@ class QueryLog:
         while True:
             items = [self._queue.get()]
             # Linger a moment for more rows: one transaction for a busy burst costs
-            # a fraction of one per row, and no visitor waits on it.
-            deadline = time.monotonic() + self._linger_s
+            # a fraction of one per row, and no visitor waits on it. Sleeping, then
+            # taking what has queued, wakes this thread once per batch, not per row.
+            if items[0] is not _STOP:
+                self._closing.wait(self._linger_s)
             while len(items) < self._batch_size and items[-1] is not _STOP:
                 try:
-                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             rows = [item for item in items if item is not _STOP]
