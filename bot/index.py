@@ -166,20 +166,22 @@ class Index:
 
     def vector(self, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
         """Columns and weights of the query vector, as the rows were built."""
-        cols: list[int] = []
-        vals: list[float] = []
+        cols: list[np.ndarray] = []
+        vals: list[np.ndarray] = []
         for block, feats in zip(self.blocks, features(p), strict=True):
-            counts = Counter(f for f in feats if f in block.vocab)
+            vocab = block.vocab
+            counts = Counter(c for c in map(vocab.get, feats) if c is not None)
             if not counts:
                 continue
-            bc = [block.vocab[f] for f in counts]
-            bv = [
-                (1.0 + math.log(n)) * block.idf[c] for c, n in zip(bc, counts.values(), strict=True)
-            ]
-            norm = math.sqrt(sum(v * v for v in bv))
-            cols.extend(c + block.offset for c in bc)
-            vals.extend(v / norm for v in bv)
-        return np.array(cols, dtype=np.int64), np.array(vals, dtype=np.float64)
+            bc = np.fromiter(counts, dtype=np.int64, count=len(counts))
+            bv = 1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            bv *= block.idf[bc]
+            bv /= math.sqrt(float(bv @ bv))
+            cols.append(bc + block.offset)
+            vals.append(bv)
+        if not cols:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return np.concatenate(cols), np.concatenate(vals)
 
     def scores(self, p: Prepared, *, max_postings: int | None = None) -> np.ndarray:
         """Similarity of the query to every row (weighted sum of cosines, 0..1).
@@ -224,21 +226,18 @@ class Index:
         n = min(rows, self.n_rows)
         top = np.argpartition(-s, n - 1)[:n] if n < self.n_rows else np.arange(self.n_rows)
         top = top[np.argsort(-s[top], kind="stable")]
+        top = top[s[top] > 0.0]
         found: dict[int, tuple[float, list[int]]] = {}
         hits: dict[int, int] = {}
-        voters = 0
-        for i, r in enumerate(top.tolist()):
-            score = float(s[r])
-            if score <= 0.0:
-                break
-            pos = int(self.row_faq[r])
+        faqs = self.row_faq[top].tolist()
+        for i, (r, score, pos) in enumerate(zip(top.tolist(), s[top].tolist(), faqs, strict=True)):
             if i < vote_rows:
                 hits[pos] = hits.get(pos, 0) + 1
-                voters += 1
             if pos in found:
                 found[pos][1].append(r)
             elif len(found) < k:
                 found[pos] = (score, [r])
+        voters = min(len(faqs), vote_rows)
         return [(pos, sc, rs, hits.get(pos, 0) / voters) for pos, (sc, rs) in found.items()]
 
     # --- persistence ---------------------------------------------------------
