@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     Flask,
+    Request,
     Response,
     current_app,
     jsonify,
@@ -52,6 +53,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from markupsafe import Markup
@@ -122,6 +124,20 @@ class _Denied(Exception):
 # --- registration -----------------------------------------------------------------
 
 
+class _ConsoleSessions(SecureCookieSessionInterface):
+    """The signed session under the console's cookie path only; a null session elsewhere.
+
+    The widget's API never carries the cookie, and skipping the signer there
+    saves every ask its set-up; a view outside the console that tried to
+    write to the session would fail loudly.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(self.get_cookie_path(app)):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Add the console to ``app``; calling it again for the same app does nothing.
 
@@ -135,6 +151,7 @@ def init_app(app: Flask) -> None:
         # Only the console uses the session: the widget's requests need not carry it.
         app.config["SESSION_COOKIE_PATH"] = PREFIX
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.session_interface = _ConsoleSessions()
 
     bp = Blueprint("admin", __name__, url_prefix=PREFIX, template_folder="templates")
     limiter: Limiter | None = app.extensions.get("xiaocheng_limiter")

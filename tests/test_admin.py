@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, session
+from flask.sessions import NullSession
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
@@ -279,12 +280,22 @@ def test_without_a_password_hash_the_console_says_so_and_refuses(make_app):
     assert error_text(page.text) == [MSG_NOT_CONFIGURED]
     assert 'type="password"' not in page.text
     # No form to take a token from: give the session one, as a form would have.
-    with client.session_transaction() as session:
+    with client.session_transaction("/admin/login") as session:
         session["csrf"] = token = "t" * 43
     response = client.post("/admin/login", data={"password": "", "csrf_token": token})
     assert response.status_code == 503
     assert error_text(response.text) == [MSG_NOT_CONFIGURED]
     assert client.get("/admin/").status_code == 302
+
+
+def test_only_the_console_opens_the_signed_session(make_app):
+    app = make_app()
+    for path in ("/api/ask", "/api/hot", "/healthz", "/"):
+        with app.test_request_context(path):
+            assert isinstance(session, NullSession), path
+    with app.test_request_context("/admin/login"):
+        assert not isinstance(session, NullSession)
+        session["csrf"] = "t"  # the console's session takes writes
 
 
 def test_an_unusable_password_hash_stops_start_up():
