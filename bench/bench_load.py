@@ -1,18 +1,22 @@
 """Load benchmark: wrk against gunicorn on loopback, driving POST /api/ask.
 
-    .venv/bin/python bench/bench_load.py [--duration 20] [--connections 32]
+    .venv/bin/python bench/bench_load.py [--rounds 5] [--duration 10] [--connections 32]
 
 Starts gunicorn with the repository's gunicorn.conf.py on a free port of
 127.0.0.1, serving the shipped bank from a fresh temporary instance folder
-(rate limiting off, so the limiter is not what is measured). After a warm-up,
-wrk posts a rotating set of questions (bench/ask.lua) for a fixed time and the
-script prints requests/s, p50, p99 and the errors. Then it checks the query
-log after gunicorn has shut down (its workers write their queued rows as they
-exit): one row per answered request, counted exactly for a final sequential
-phase.
+(rate limiting off, so the limiter is not what is measured), and a second
+gunicorn with the same settings serving bench/baseline_app.py, the smallest
+Flask app that answers the same request. After a warm-up, each round runs
+wrk for a fixed time against 智能小城 and then against the baseline, posting
+a rotating set of questions (bench/ask.lua); the script prints every round,
+the medians over the rounds (the machine is shared, so single runs move) and
+the ratio to the baseline. Then it checks the query log after gunicorn has
+shut down (its workers write their queued rows as they exit): one row per
+answered request, counted exactly for a final sequential phase.
 
-Target on the 2-core development machine: >= 1,000 requests/s, p99 <= 50 ms,
-no errors. Exit status 1 when a target or the row check is missed.
+Target on the 2-core development machine, on the medians: >= 1,000
+requests/s, p99 <= 50 ms, no errors. Exit status 1 when a target or the row
+check is missed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,14 +152,36 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _start(cmd: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+    try:
+        wait_healthy(port, proc, timeout=120)
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc
+
+
+@dataclass(frozen=True)
+class Round:
+    """One timed wrk run against each server, back to back."""
+
+    ours: WrkResult
+    baseline: WrkResult | None
+    server_cpu_s: float
+    wrk_cpu_s: float
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=20, help="measured seconds (default 20)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per round (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds (default 3)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: its config)")
     parser.add_argument("--worker-class", help="override the gunicorn worker class")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the minimal Flask app")
     parser.add_argument("--exact", type=int, default=500, help="sequential asks to count exactly")
     parser.add_argument("--keep", action="store_true", help="keep the temporary instance folder")
     args = parser.parse_args(argv)
@@ -162,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     instance = Path(tempfile.mkdtemp(prefix="xiaocheng-bench-"))
-    port = free_port()
+    port, base_port = free_port(), free_port()
     database_url = f"sqlite:///{instance / 'querylog.db'}"
     env = {
         **os.environ,
@@ -177,69 +204,114 @@ def main(argv: list[str] | None = None) -> int:
     gunicorn = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"]
     if args.worker_class:
         gunicorn += ["-k", args.worker_class]
+    wrk = {"connections": args.connections, "threads": args.threads}
     load_before = os.getloadavg()[0]
-    proc = subprocess.Popen(gunicorn, cwd=REPO, env=env)
+    proc = _start(gunicorn, env, port)
+    base = None
+    rounds: list[Round] = []
     try:
-        wait_healthy(port, proc, timeout=120)
-        warm = _wrk(port, duration=args.warmup, connections=args.connections, threads=args.threads)
-        server_cpu = _cpu_seconds(proc.pid)
-        wrk_cpu = _children_cpu_seconds()
-        timed = _wrk(
-            port, duration=args.duration, connections=args.connections, threads=args.threads
-        )
-        server_cpu = _cpu_seconds(proc.pid) - server_cpu
-        wrk_cpu = _children_cpu_seconds() - wrk_cpu
+        if not args.no_baseline:
+            base_env = {
+                **env,
+                "XIAOCHENG_BIND": f"127.0.0.1:{base_port}",
+                "PYTHONPATH": str(LUA.parent),
+            }
+            base = _start([*gunicorn, "baseline_app:app"], base_env, base_port)
+            _wrk(base_port, duration=args.warmup, **wrk)
+        warm = _wrk(port, duration=args.warmup, **wrk)
+        for _ in range(args.rounds):
+            server_cpu, wrk_cpu = _cpu_seconds(proc.pid), _children_cpu_seconds()
+            ours = _wrk(port, duration=args.duration, **wrk)
+            server_cpu = _cpu_seconds(proc.pid) - server_cpu
+            wrk_cpu = _children_cpu_seconds() - wrk_cpu
+            baseline = None if base is None else _wrk(base_port, duration=args.duration, **wrk)
+            rounds.append(Round(ours, baseline, server_cpu, wrk_cpu))
         load_during = os.getloadavg()[0]
         time.sleep(1)  # let requests that wrk abandoned at its deadline finish
         exact_since = datetime.now(UTC)
         exact_ok = _sequential_asks(port, args.exact)
     finally:
         _stop(proc)  # workers write their queued rows before they exit
+        if base is not None:
+            _stop(base)
     wrk_rows, exact_rows = _count_rows(database_url, exact_since)
 
     print(
         f"gunicorn workers: {env.get('XIAOCHENG_WORKERS', 'config default')}, "
         f"worker class: {args.worker_class or 'config default'}; "
-        f"wrk: {args.connections} connections, {args.threads} threads, {args.duration} s"
+        f"wrk: {args.connections} connections, {args.threads} threads; "
+        f"{args.rounds} rounds of {args.duration} s"
+        + ("" if base is None else ", each followed by the same run against bench/baseline_app.py")
     )
     # Other work on the machine takes cores from both gunicorn and wrk.
-    print(f"load average: {load_before:.2f} before, {load_during:.2f} at the end of the timed run")
-    print(f"requests: {timed.answered} answered ({timed.rps:,.0f} req/s)")
-    print(
-        f"latency: p50 {timed.p50_us / 1000:.1f} ms, p90 {timed.p90_us / 1000:.1f} ms, "
-        f"p99 {timed.p99_us / 1000:.1f} ms, max {timed.max_us / 1000:.1f} ms"
-    )
-    server_ms = server_cpu / timed.answered * 1000
-    wrk_ms = wrk_cpu / timed.answered * 1000
+    print(f"load average: {load_before:.2f} before, {load_during:.2f} at the end of the timed runs")
     cores = os.cpu_count() or 1
     print(
-        f"CPU per request: gunicorn {server_ms:.2f} ms, wrk {wrk_ms:.2f} ms; "
-        f"at that cost {cores} cores give at most {cores / (server_ms + wrk_ms) * 1000:,.0f} req/s"
+        "round  req/s   p50 ms  p99 ms  max ms  CPU ms/req (gunicorn+wrk)"
+        "  baseline req/s  p99 ms  ratio"
+    )
+    for i, r in enumerate(rounds, 1):
+        o = r.ours
+        cpu_ms = (r.server_cpu_s + r.wrk_cpu_s) / o.answered * 1000
+        line = (
+            f"{i:>5}  {o.rps:>5,.0f}  {o.p50_us / 1000:>6.1f}  {o.p99_us / 1000:>6.1f}  "
+            f"{o.max_us / 1000:>6.1f}  {cpu_ms:>25.2f}"
+        )
+        if r.baseline is not None:
+            b = r.baseline
+            line += f"  {b.rps:>14,.0f}  {b.p99_us / 1000:>6.1f}  {o.rps / b.rps:>5.2f}"
+        print(line)
+    rps = statistics.median(r.ours.rps for r in rounds)
+    p99_ms = statistics.median(r.ours.p99_us for r in rounds) / 1000
+    p50_ms = statistics.median(r.ours.p50_us for r in rounds) / 1000
+    cpu_ms = statistics.median(
+        (r.server_cpu_s + r.wrk_cpu_s) / r.ours.answered * 1000 for r in rounds
     )
     print(
-        f"statuses: {dict(sorted(timed.statuses.items()))}; errors: {timed.errors} "
-        f"(connect {timed.connect_errors}, read {timed.read_errors}, "
-        f"write {timed.write_errors}, timeout {timed.timeouts}, non-2xx {timed.non_2xx})"
+        f"median: {rps:,.0f} req/s, p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms; "
+        f"CPU {cpu_ms:.2f} ms per request (at that cost {cores} cores give at most "
+        f"{cores / cpu_ms * 1000:,.0f} req/s)"
+    )
+    if base is not None:
+        ratio = statistics.median(r.ours.rps / r.baseline.rps for r in rounds if r.baseline)
+        base_rps = statistics.median(r.baseline.rps for r in rounds if r.baseline)
+        print(
+            f"baseline (minimal Flask app): median {base_rps:,.0f} req/s; "
+            f"ours / baseline {ratio:.2f}"
+        )
+    statuses: dict[int, int] = {}
+    for r in rounds:
+        for code, n in r.ours.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    errors = sum(r.ours.errors for r in rounds)
+    print(
+        f"statuses: {dict(sorted(statuses.items()))}; errors: {errors} "
+        f"(connect {sum(r.ours.connect_errors for r in rounds)}, "
+        f"read {sum(r.ours.read_errors for r in rounds)}, "
+        f"write {sum(r.ours.write_errors for r in rounds)}, "
+        f"timeout {sum(r.ours.timeouts for r in rounds)}, "
+        f"non-2xx {sum(r.ours.non_2xx for r in rounds)})"
     )
     # wrk stops with up to one request per connection in flight, which the server
     # may still answer and log: the wrk runs allow that margin, the sequential
     # phase must match exactly.
-    answered = warm.answered + timed.answered
+    answered = warm.answered + sum(r.ours.answered for r in rounds)
+    runs = 1 + len(rounds)
     print(
         f"query log: {wrk_rows} rows for {answered} answered wrk requests "
         f"(+{wrk_rows - answered} abandoned in flight); "
         f"{exact_rows} rows for {exact_ok} of {args.exact} sequential requests"
     )
     failures = []
-    if timed.rps < TARGET_RPS:
-        failures.append(f"throughput {timed.rps:,.0f} req/s < {TARGET_RPS:,}")
-    if timed.p99_us / 1000 > TARGET_P99_MS:
-        failures.append(f"p99 {timed.p99_us / 1000:.1f} ms > {TARGET_P99_MS:.0f} ms")
-    if timed.errors or warm.errors or set(timed.statuses) - {200}:
-        failures.append(f"{timed.errors + warm.errors} errors")
+    if rps < TARGET_RPS:
+        failures.append(f"median throughput {rps:,.0f} req/s < {TARGET_RPS:,}")
+    if p99_ms > TARGET_P99_MS:
+        failures.append(f"median p99 {p99_ms:.1f} ms > {TARGET_P99_MS:.0f} ms")
+    if errors or warm.errors or set(statuses) - {200}:
+        failures.append(f"{errors + warm.errors} errors")
     if exact_ok != args.exact or exact_rows != args.exact:
         failures.append(f"sequential phase: {exact_ok} answered, {exact_rows} logged")
-    if not answered <= wrk_rows <= answered + 2 * args.connections:
+    if not answered <= wrk_rows <= answered + runs * args.connections:
         failures.append(f"query log has {wrk_rows} rows for {answered} wrk requests")
     if args.keep:
         print(f"instance kept in {instance}")
