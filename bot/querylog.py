@@ -472,8 +472,9 @@ class QueryLog:
             items = [self._queue.get()]
             # Linger a moment for more rows: one transaction for a busy burst costs
             # a fraction of one per row, and no visitor waits on it. Sleeping, then
-            # taking what has queued, wakes this thread once per batch, not per row.
-            if items[0] is not _STOP:
+            # taking what has queued, wakes this thread once per batch, not per row;
+            # a backlog of a whole batch is written at once.
+            if items[0] is not _STOP and self._queue.qsize() < self._batch_size - 1:
                 self._closing.wait(self._linger_s)
             while len(items) < self._batch_size and items[-1] is not _STOP:
                 try:
