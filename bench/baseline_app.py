@@ -7,17 +7,17 @@ do on the machine at that moment. It parses the question and returns a small
 JSON reply; no engine, no query log.
 """
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 app = Flask(__name__)
 
 
 @app.post("/api/ask")
-def ask():  # type: ignore[no-untyped-def]
+def ask() -> Response:
     body = request.get_json()
     return jsonify({"q": body.get("q"), "type": "fallback", "candidates": []})
 
 
 @app.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> Response:
     return jsonify({"status": "ok"})
