@@ -12,9 +12,9 @@ import time
 
 from bot import Bot, XiaochengError
 from bot.bank import shown_path
-from bot.cli import _fail, default_index_path
-from bot.engine import DEFAULT_FAQ_DIR, build_index
-from bot.evaluate import self_retrieval
+from bot.cli.main import _fail, default_index_path
+from bot.match.engine import DEFAULT_FAQ_DIR, build_index
+from bot.quality.evaluate import self_retrieval
 
 
 def main(argv: list[str] | None = None) -> int:

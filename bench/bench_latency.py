@@ -48,12 +48,12 @@ import yaml
 from common import ROOT, bank_of, machine, percentile, synthetic_faqs, synthetic_queries, table
 from rank_bm25 import BM25Okapi
 
-import bot.index
+import bot.match.index
 from bot.bank import Bank, load_bank
-from bot.engine import Bot, pipeline_for
 from bot.errors import BankError
-from bot.index import Index
-from bot.text import Prepared, TextPipeline
+from bot.match.engine import Bot, pipeline_for
+from bot.match.index import Index
+from bot.match.text import Prepared, TextPipeline
 
 TARGET_MS = {"shipped": 1.0, "10000": 2.0, "100000": 10.0}
 SPEEDUP_TARGET = 5.0  # at 10,000 FAQs, times faster than BM25
@@ -325,7 +325,7 @@ def features_without_unigrams(p: Prepared) -> tuple[list[str], list[str], list[s
     return words, [g for g in grams if len(g) > 1], [s for s in pys if "_" in s]
 
 
-_engine_features = bot.index.features
+_engine_features = bot.match.index.features
 
 
 class SlimIndex(SparseProductIndex):
@@ -338,11 +338,11 @@ class SlimIndex(SparseProductIndex):
 
 @contextmanager
 def patched_features() -> Iterator[None]:
-    bot.index.features = features_without_unigrams
+    bot.match.index.features = features_without_unigrams
     try:
         yield
     finally:
-        bot.index.features = _engine_features
+        bot.match.index.features = _engine_features
 
 
 def prototype_indexes(

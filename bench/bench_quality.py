@@ -38,12 +38,12 @@ from rapidfuzz import fuzz, process
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bot.bank import load_bank
-from bot.engine import build_index, pipeline_for
 from bot.errors import BankError
-from bot.evaluate import FALLBACK, load_labelled
-from bot.index import Index, IndexSettings, features
-from bot.matcher import Candidate, Matcher, MatcherConfig
-from bot.text import Prepared, normalize
+from bot.match.engine import build_index, pipeline_for
+from bot.match.index import Index, IndexSettings, features
+from bot.match.matcher import Candidate, Matcher, MatcherConfig
+from bot.match.text import Prepared, normalize
+from bot.quality.evaluate import FALLBACK, load_labelled
 
 TOP = 10  # ranks looked at: MRR@10, and the list every method returns
 

@@ -57,7 +57,7 @@ faqs:
 def tagged_app():  # type: ignore[no-untyped-def]
     """gunicorn's app here: the real app, each reply naming its worker's pid."""
     from bot.web import create_app
-    from bot.web_reload import init_app
+    from bot.web.reload import init_app
 
     app = create_app()
     init_app(app)  # until create_app does it itself

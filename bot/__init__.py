@@ -5,8 +5,8 @@ layer lives in ``bot.web``.
 """
 
 from .bank import Bank, Faq, load_bank
-from .engine import Bot, Reply
 from .errors import BankError, IndexArtifactError, QueryLogError, UnknownQuery, XiaochengError
+from .match.engine import Bot, Reply
 
 __all__ = [
     "Bank",

@@ -53,9 +53,9 @@ from typing import BinaryIO, Protocol
 
 from .bank import DICT_FILE, Bank, load_bank, shown_path
 from .config import ConfigError, instance_path, load_settings
-from .engine import Bot, build_index, pipeline_for
 from .errors import BankError, BankIssue, IndexArtifactError, XiaochengError
-from .index import Index, stale_reason
+from .match.engine import Bot, build_index, pipeline_for
+from .match.index import Index, stale_reason
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",

@@ -18,10 +18,10 @@ from flask.sessions import NullSession
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
-from bot import web_admin
 from bot.config import ConfigError
 from bot.web import create_app
-from bot.web_admin import (
+from bot.web.admin import views as web_admin
+from bot.web.admin.views import (
     MSG_CSRF,
     MSG_LOGGED_OUT,
     MSG_LOGIN_REQUIRED,

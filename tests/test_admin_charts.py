@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bot.admin_charts import bar_chart, hbar_chart, nice_ticks, stacked_share_chart
+from bot.web.admin.charts import bar_chart, hbar_chart, nice_ticks, stacked_share_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

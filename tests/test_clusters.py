@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from bot import Bot, load_bank
-from bot.clusters import Cluster, Nearest, cluster, csv_cell, render_text, to_csv_rows
+from bot.analysis.clusters import Cluster, Nearest, cluster, csv_cell, render_text, to_csv_rows
 from bot.errors import BankError
 from bot.querylog import QueryLog
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot import Bot
-from bot.matcher import Candidate, Evidence, Matcher, MatcherConfig
+from bot.match.matcher import Candidate, Evidence, Matcher, MatcherConfig
 
 CONTRACT_KEYS = {"q", "type", "score", "faq", "suggestions", "candidates", "message", "channels"}
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from bot import Bot, load_bank
-from bot.evaluate import FALLBACK, load_labelled, self_retrieval
+from bot.quality.evaluate import FALLBACK, load_labelled, self_retrieval
 from bot.site import placeholders
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,7 @@ import pytest
 
 from bot import Bot
 from bot.errors import IndexArtifactError
-from bot.index import MAGIC, Index
+from bot.match.index import MAGIC, Index
 
 
 @pytest.fixture

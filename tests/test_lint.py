@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.lint import lint
+from bot.quality.lint import lint
 
 
 def test_same_wording_in_two_entries_is_reported(faq_dir: Path, tmp_path: Path) -> None:

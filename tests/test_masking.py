@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.masking import TOKENS, mask
+from bot.querylog.masking import TOKENS, mask
 
 _CORPUS = yaml.safe_load(
     (Path(__file__).parent / "data" / "masking_corpus.yaml").read_text(encoding="utf-8")

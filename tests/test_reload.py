@@ -18,7 +18,7 @@ from flask import Flask
 from gunicorn_server import children, gunicorn, wait_for
 
 from bot.bank import load_bank
-from bot.index import Index
+from bot.match.index import Index
 from bot.reload import (
     KEEP_SNAPSHOTS,
     bank_version,
@@ -28,7 +28,7 @@ from bot.reload import (
     reload_main,
 )
 from bot.web import create_app
-from bot.web_reload import init_app, reload_bank, watcher
+from bot.web.reload import init_app, reload_bank, watcher
 
 DOG_Q = "遛狗不拴绳有人管吗"
 DOGS_YAML = """\

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from werkzeug.security import check_password_hash
 
+from bot.analysis.report import parse_since, purge_main, report_main
 from bot.querylog import QueryLog
-from bot.report import parse_since, purge_main, report_main
 from bot.web import create_app
 
 REPO = Path(__file__).resolve().parent.parent

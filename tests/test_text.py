@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.text import TextPipeline, normalize
+from bot.match.text import TextPipeline, normalize
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .bank import shown_path
-from .engine import Bot
-from .errors import BankError, BankIssue
+from ..bank import shown_path
+from ..errors import BankError, BankIssue
+from ..match.engine import Bot
 
 __all__ = [
     "Labelled",

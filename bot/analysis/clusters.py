@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from bot.masking import TOKENS, mask
+from bot.querylog.masking import TOKENS, mask
 
 __all__ = ["CHINA_TIME", "Cluster", "Nearest", "cluster", "csv_cell", "render_text", "to_csv_rows"]
 

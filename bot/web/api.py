@@ -18,10 +18,10 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 
 from bot.errors import UnknownQuery
-from bot.web_openapi import openapi_document
+from bot.web.openapi import openapi_document
 
 if TYPE_CHECKING:
-    from bot.web import Service
+    from bot.web.app import Service
 
 __all__ = ["clean_text", "error_response", "init_app"]
 

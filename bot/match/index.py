@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .errors import IndexArtifactError
+from ..errors import IndexArtifactError
 from .text import Prepared
 
 __all__ = ["Index", "IndexSettings", "features", "MAGIC", "FORMAT"]

@@ -61,17 +61,17 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as BaseResponse
 
-from bot import admin_charts
-from bot.clusters import CHINA_TIME, csv_cell, to_csv_rows
+from bot.analysis.clusters import CHINA_TIME, csv_cell, to_csv_rows
+from bot.analysis.report import unanswered_clusters
 from bot.config import ConfigError
 from bot.querylog import REPLY_TYPES
 from bot.reload import bank_version
-from bot.report import unanswered_clusters
-from bot.web_reload import reload_bank
+from bot.web.admin import charts as admin_charts
+from bot.web.reload import reload_bank
 
 if TYPE_CHECKING:
-    from bot.engine import Bot
-    from bot.web import Service
+    from bot.match.engine import Bot
+    from bot.web.app import Service
 
 __all__ = ["csrf_token", "init_app", "logged_in"]
 

@@ -18,10 +18,10 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from bot.clusters import CHINA_TIME, Cluster, Nearest, cluster, render_text
+from bot.analysis.clusters import CHINA_TIME, Cluster, Nearest, cluster, render_text
 from bot.config import DEFAULTS, instance_path, load_settings
-from bot.engine import Bot
 from bot.errors import XiaochengError
+from bot.match.engine import Bot
 from bot.querylog import QueryLog
 
 __all__ = [

@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.schema import CreateSchema
 
 from bot.errors import QueryLogError, UnknownQuery
-from bot.masking import mask
+from bot.querylog.masking import mask
 
 __all__ = ["REPLY_TYPES", "SCHEMA_VERSION", "QueryLog", "QueryLogError", "UnknownQuery"]
 

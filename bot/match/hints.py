@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .bank import Bank, OutsideTopic
+from ..bank import Bank, OutsideTopic
 from .text import Prepared, TextPipeline
 
 __all__ = ["Hints", "Hint"]

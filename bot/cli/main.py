@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from .bank import shown_path
-from .config import instance_path
-from .engine import DEFAULT_FAQ_DIR, Bot
-from .errors import BankError, XiaochengError
+from ..bank import shown_path
+from ..config import instance_path
+from ..errors import BankError, XiaochengError
+from ..match.engine import DEFAULT_FAQ_DIR, Bot
 
 __all__ = ["main"]
 
@@ -77,7 +77,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from .lint import lint
+    from ..quality.lint import lint
 
     bank, warnings = lint(args.dir, cache_dir=instance_path())
     for w in warnings:
@@ -88,7 +88,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, load_labelled, split_of
+    from ..quality.evaluate import evaluate, load_labelled, split_of
 
     bot = _load_bot(args)
     items = load_labelled(args.file, known_ids=set(bot.bank.by_id))
@@ -104,7 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, fit_thresholds, load_labelled, split_of
+    from ..quality.evaluate import evaluate, fit_thresholds, load_labelled, split_of
 
     bot = Bot.load(args.faq, index_path=default_index_path())
     items = load_labelled(args.file, known_ids=set(bot.bank.by_id))
@@ -197,11 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
 # Operators' commands with parsers of their own (bot/report.py, bot/reload.py).
 _DELEGATED = {
     "report": (
-        "report",
+        "analysis.report",
         "report_main",
         "group unanswered questions of the query log into clusters",
     ),
-    "purge": ("report", "purge_main", "delete query-log rows older than the retention period"),
+    "purge": (
+        "analysis.report",
+        "purge_main",
+        "delete query-log rows older than the retention period",
+    ),
     "reload": (
         "reload",
         "reload_main",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from .bank import Bank
-from .engine import Bot
+from ..bank import Bank
+from ..match.engine import Bot
+from ..match.hints import SMALLTALK
 from .evaluate import self_retrieval
-from .hints import SMALLTALK
 
 __all__ = ["lint", "REVIEW_DAYS"]
 

@@ -13,19 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bank import Bank, Faq, load_bank
-from .errors import IndexArtifactError
+from ..bank import Bank, Faq, load_bank
+from ..errors import IndexArtifactError
+from ..site import render
 from .hints import SMALLTALK, Hints
 from .index import Index, IndexSettings
 from .matcher import Candidate, Decision, Matcher, MatcherConfig
-from .site import render
 from .text import MAX_CHARS, Prepared, TextPipeline
 
 __all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FAQ_DIR = Path(__file__).resolve().parent.parent / "faq"
+DEFAULT_FAQ_DIR = Path(__file__).resolve().parents[2] / "faq"
 
 MSG_CLARIFY = "您是不是想问："
 MSG_HINTS = "抱歉，我没有找到完全对应的答案。您可以看看下面这些相关问题，或通过人工渠道咨询："

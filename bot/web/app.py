@@ -27,10 +27,10 @@ from bot import Bot
 from bot.config import instance_path as resolve_instance_path
 from bot.config import load_settings
 from bot.querylog import QueryLog
-from bot.web_admin import init_app as init_admin
-from bot.web_api import error_response
-from bot.web_api import init_app as init_api
-from bot.web_reload import init_app as init_reload
+from bot.web.admin.views import init_app as init_admin
+from bot.web.api import error_response
+from bot.web.api import init_app as init_api
+from bot.web.reload import init_app as init_reload
 
 __all__ = ["Service", "create_app"]
 

@@ -1,0 +1,1 @@
+"""Analysis of the query log: clusters of unanswered questions and the operators' report."""

@@ -1,0 +1,5 @@
+"""The command line: ``python -m bot ask|lint|eval|fit|report|purge|reload``."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""The analyst console under ``/admin``."""
