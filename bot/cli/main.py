@@ -87,13 +87,23 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled(path: str, messages: str | None, known_ids: set[str]) -> list:
+    """A YAML list of questions, or real-message labels (a .tsv file or a folder of them)."""
+    from ..quality.evaluate import load_labelled
+    from ..quality.messages import DEFAULT_MESSAGES, load_messages
+
+    if Path(path).is_dir() or path.endswith(".tsv"):
+        return load_messages(path, messages or DEFAULT_MESSAGES, known_ids=known_ids)
+    return load_labelled(path, known_ids=known_ids)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ..quality.evaluate import evaluate, load_labelled, split_of
+    from ..quality.evaluate import evaluate
 
     bot = _load_bot(args)
-    items = load_labelled(args.file, known_ids=set(bot.bank.by_id))
+    items = _labelled(args.file, args.messages, set(bot.bank.by_id))
     if args.split != "all":
-        items = [i for i in items if split_of(i.q) == args.split]
+        items = [i for i in items if i.half == args.split]
     report = evaluate(bot, items)
     if args.json:
         print(json.dumps(report.rates(), indent=2))
@@ -163,8 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default=str(DEFAULT_FAQ_DIR), help="FAQ bank folder")
     p.set_defaults(func=cmd_lint)
 
-    p = sub.add_parser("eval", help="measure the bot on labelled questions (YAML list of q, id)")
-    p.add_argument("file", help="labelled questions, e.g. tests/data/dev_questions.yaml")
+    p = sub.add_parser("eval", help="measure the bot on labelled questions or real messages")
+    p.add_argument(
+        "file",
+        help="labelled questions (YAML list of q, id), e.g. tests/data/dev_questions.yaml, "
+        "or real-message labels (a .tsv or a folder of them), e.g. tests/data/gov_labels",
+    )
+    p.add_argument(
+        "--messages",
+        default=None,
+        metavar="TSV",
+        help="the message titles the labels are keyed on "
+        "(default: ../shared/eval-data/gov_messages/messages.tsv)",
+    )
     p.add_argument(
         "--split",
         choices=["test", "fit", "all"],

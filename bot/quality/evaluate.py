@@ -46,9 +46,28 @@ _COEFS = (
 
 @dataclass(frozen=True)
 class Labelled:
+    """One labelled question: the FAQs that answer it, or none.
+
+    ``id`` is the best FAQ, or ``fallback`` for a question outside the remit;
+    ``ids`` every FAQ whose answer would help (real messages may have
+    several); ``gap`` marks a question in the remit that no entry answers, so
+    answering it is as wrong as answering an out-of-remit one.
+    """
+
     q: str
-    id: str  # an FAQ id, or "fallback" for a question outside the remit
+    id: str
     line: int
+    ids: tuple[str, ...] = ()
+    gap: bool = False
+    split: str = ""  # "fit" or "test"; empty means split_of(q)
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return self.ids or (self.id,)
+
+    @property
+    def half(self) -> str:
+        return self.split or split_of(self.q)
 
 
 def split_of(q: str) -> str:
@@ -91,6 +110,8 @@ def load_labelled(path: str | os.PathLike[str], *, known_ids: set[str]) -> list[
 class EvalReport:
     n_in: int = 0
     n_out: int = 0
+    n_gap: int = 0
+    gap_answered: int = 0
     top1: int = 0
     answered_correct: int = 0
     clarified: int = 0
@@ -109,26 +130,33 @@ class EvalReport:
             "clarified_with_gold": self.clarified_with_gold / n,
             "wrong_answer": self.wrong_answer / n,
             "fell_back": self.fell_back / n,
+            "answered_or_offered": (self.answered_correct + self.clarified_with_gold) / n,
             "out_of_domain_answered": self.out_answered / m,
+            "gap_answered": self.gap_answered / max(self.n_gap, 1),
         }
 
     def render(self) -> str:
         r = self.rates()
         lines = [
-            f"questions: {self.n_in} in the remit, {self.n_out} outside",
+            f"questions: {self.n_in} in the remit, {self.n_out} outside"
+            + (f", {self.n_gap} in the remit with no entry (gap)" if self.n_gap else ""),
             f"top-1 accuracy          {r['top1_accuracy']:.1%}",
             f"answered correctly      {r['answered_correct']:.1%}",
             f"clarified               {r['clarified']:.1%} "
             f"(right FAQ among the choices: {r['clarified_with_gold']:.1%})",
+            f"answered or offered     {r['answered_or_offered']:.1%}",
             f"wrong answers           {r['wrong_answer']:.1%}",
             f"fell back               {r['fell_back']:.1%}",
             f"outside remit answered  {r['out_of_domain_answered']:.1%}",
         ]
+        if self.n_gap:
+            lines.append(f"gap answered            {r['gap_answered']:.1%}")
         if self.misses:
             lines.append(f"misses ({len(self.misses)}):")
             for item, got_type, got_id in self.misses:
+                where = f"line {item.line}" if item.line else "message"
                 lines.append(
-                    f"  line {item.line}: {item.q!r} expected {item.id}, got {got_type}"
+                    f"  {where}: {item.q!r} expected {'|'.join(item.accepted)}, got {got_type}"
                     + (f" {got_id}" if got_id else "")
                 )
         return "\n".join(lines)
@@ -139,6 +167,12 @@ def evaluate(bot: Bot, items: list[Labelled]) -> EvalReport:
     for item in items:
         reply = bot.ask(item.q)
         top = reply.candidates[0]["id"] if reply.candidates else None
+        if item.gap:
+            rep.n_gap += 1
+            if reply.type == "answer" and reply.faq_id:
+                rep.gap_answered += 1
+                rep.misses.append((item, reply.type, reply.faq_id))
+            continue
         if item.id == FALLBACK:
             rep.n_out += 1
             if reply.type == "answer" and reply.faq_id:
@@ -146,15 +180,15 @@ def evaluate(bot: Bot, items: list[Labelled]) -> EvalReport:
                 rep.misses.append((item, reply.type, reply.faq_id))
             continue
         rep.n_in += 1
-        rep.top1 += top == item.id
+        rep.top1 += top in item.accepted
         if reply.type == "answer":
-            if reply.faq_id == item.id:
+            if reply.faq_id in item.accepted:
                 rep.answered_correct += 1
                 continue
             rep.wrong_answer += 1
         elif reply.type == "clarify":
             rep.clarified += 1
-            rep.clarified_with_gold += any(s["id"] == item.id for s in reply.suggestions)
+            rep.clarified_with_gold += any(s["id"] in item.accepted for s in reply.suggestions)
         else:
             rep.fell_back += 1
         rep.misses.append((item, reply.type, reply.faq_id or top))
@@ -212,9 +246,10 @@ def fit_thresholds(
         cands = bot.matcher.rank(p)
         ev = bot.matcher.evidence(p, cands)
         top = bot.bank.faqs[cands[0].pos].id if cands else None
-        in_remit = item.id != FALLBACK
+        in_remit = item.id != FALLBACK and not item.gap
         routed = bot.hints.outside_topic(p) is not None
-        scored.append(_Scored(ev.raw, ev.vector(), in_remit and top == item.id, in_remit, routed))
+        is_right = in_remit and top in item.accepted
+        scored.append(_Scored(ev.raw, ev.vector(), is_right, in_remit, routed))
     x = np.array([s.evidence for s in scored])
     y = np.array([s.right for s in scored], dtype=int)
     if len(set(y.tolist())) < 2:
