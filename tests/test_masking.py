@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import sqlite3
 import time
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from gunicorn_server import gunicorn
 
 from bot.masking import TOKENS, mask
 from bot.text import normalize
@@ -176,3 +179,37 @@ def test_log_lines_hold_no_personal_data(app, client, caplog) -> None:
         for needle in needles:
             assert not any(needle in line for line in lines), (needle, caplog.text)
     assert len(_stored(app, "queries")) == 1 + len(PERSONAL)
+
+
+def test_gunicorn_logs_hold_no_personal_data(faq_dir: Path, tmp_path: Path, jieba_cache) -> None:
+    """The access log of the real server names the path, never the typed query string."""
+    settings = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "FAQ_DIR": str(faq_dir),
+        "CACHE_DIR": str(jieba_cache),
+        "RATELIMIT_ENABLED": "false",
+        "ACCESS_LOG": str(tmp_path / "access.log"),
+    }
+    with gunicorn(tmp_path / "gunicorn.log", settings=settings, workers=1) as (port, _):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for typed, _ in PERSONAL:
+                body = json.dumps({"q": typed}).encode()
+                for method, path, data in [
+                    ("GET", "/api/suggest?q=" + quote(typed), None),
+                    ("POST", "/api/ask", body),
+                ]:
+                    conn.request(method, path, data, {"Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    response.read()
+                    assert response.status == 200
+        finally:
+            conn.close()
+    access = (tmp_path / "access.log").read_text(encoding="utf-8")
+    assert access.count('"GET /api/suggest HTTP/1.1" 200') == len(PERSONAL)
+    assert access.count('"POST /api/ask HTTP/1.1" 200') == len(PERSONAL)
+    for text in (access, (tmp_path / "gunicorn.log").read_text(encoding="utf-8")):
+        folded = _fold(unquote(text))
+        for _, needles in PERSONAL:
+            for needle in needles:
+                assert needle not in folded, needle
