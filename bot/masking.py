@@ -167,13 +167,29 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+_DIGIT = re.compile("[0-9]")
+# What a text must contain for each kind to be looked for; every other kind needs a digit.
+_NEEDS = {
+    "email": ("@",),
+    "qq": ("qq", "扣扣", "企鹅"),
+    "wechat": ("微信", "威信", "薇信", "v信", "vx", "wx", "weixin", "wechat"),
+    "name": ("我叫", "我名", "我的名字", "我是", "本人"),
+}
+
+
 def mask(text: str) -> str:
     """Return ``text`` with every piece of personal data replaced by its token."""
     if not text:
         return text
     probe = text.translate(_TO_ASCII)
+    lowered = probe.lower()
+    digits = _DIGIT.search(probe) is not None
     spans: list[tuple[int, int, str]] = []
     for kind, pattern in _PATTERNS:
+        # Most questions hold no digit and no label: skip the rules that cannot match.
+        needs = _NEEDS.get(kind)
+        if not digits if needs is None else not any(word in lowered for word in needs):
+            continue
         found = [span for m in pattern.finditer(probe) if (span := _span(kind, m)) is not None]
         for start, end in found:
             spans.append((start, end, TOKENS[kind]))
