@@ -160,7 +160,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "name",
         re.compile(
-            r"(?:我叫|我名叫|我名字叫|我的名字叫|我的名字是|我是|本人(?:叫|是|姓名)?)"
+            r"(?:我叫|我名叫|我名字叫|我的名字叫|我的名字是|本人叫|本人姓名|(?P<loose>我是|本人是|本人))"
             r"[:：\s]?(?P<v>[\u4e00-\u9fff]{2,4})"
         ),
     ),
@@ -168,6 +168,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 _DIGIT = re.compile("[0-9]")
+_HAN = re.compile("[\u4e00-\u9fff]")
 # What a text must contain for each kind to be looked for; every other kind needs a digit.
 _NEEDS = {
     "email": ("@",),
@@ -212,7 +213,10 @@ def _span(kind: str, m: re.Match[str]) -> tuple[int, int] | None:
         # A plate without any digit: words like 新BEACH are not plates.
         return m.span() if any(ch.isdigit() for ch in m.group()[2:]) else None
     if kind == "name":
-        size = _name_size(m.group("v"))
+        found = m.group("v")
+        size = _name_size(
+            found, m.string[m.end("v") : m.end("v") + 1], m.group("loose") is not None
+        )
         return None if size == 0 else (m.start("v"), m.start("v") + size)
     if "v" in m.groupdict():
         return m.span("v")
@@ -238,7 +242,7 @@ _NOT_NAMES = (
     "商户 商家 商贩 商铺 城管 房东 房主 车主 路人 路过 党员 施工 管理 包工 司机 代表 师傅 "
     "高中 高一 高二 高三 华人 江苏 江西 武汉 沈阳 宁波 金华 黄山 温州 常州 苏州 徐州 "
     "石家 安徽 成都 重庆 贵州 龙岗 单位 单身 项目 全职 景区 农民 农户 农村 米粉 车辆 "
-    "安卓 马甲 文科 理科"
+    "安卓 马甲 文科 理科 游客"
 ).split()
 # A name ends before these: what follows a name in a sentence, not a given name.
 _AFTER_NAME = frozenset(
@@ -261,8 +265,14 @@ _TITLES = (
 _PLACE_ENDS = frozenset("州市县区省镇村乡路街")
 
 
-def _name_size(found: str) -> int:
-    """How many characters of ``found`` are a name (0: not a name)."""
+def _name_size(found: str, after: str, loose: bool) -> int:
+    """How many characters of ``found`` are a name (0: not a name).
+
+    After 我是 and 本人 many words follow that are not names (我是白天摆摊, 我是
+    周边居民): there the name must also end the phrase, before punctuation, a
+    space, a digit, the end of the text or 想 (我是李四想问). ``after`` is the
+    character after ``found``.
+    """
     surname = 2 if found[:2] in _COMPOUND_SURNAMES else 1
     if surname == 1 and found[0] not in _SURNAMES:
         return 0
@@ -272,6 +282,14 @@ def _name_size(found: str) -> int:
     if not given or given.startswith(_TITLES) or given[0] in _PLACE_ENDS | _AFTER_NAME:
         return 0
     size = surname + (2 if len(given) > 1 and given[1] not in _AFTER_NAME else 1)
-    if found[size : size + 1] == "人":
+    text = found + after
+    if text[size : size + 1] == "人":
         return 0  # 我是江苏人
-    return size
+    if not loose:
+        return size
+    # 我是白天摆摊: try the shorter name before giving up.
+    return next((n for n in (size, surname + 1) if _ends_phrase(text[n : n + 1])), 0)
+
+
+def _ends_phrase(following: str) -> bool:
+    return not _HAN.fullmatch(following) or following == "想"
