@@ -5,7 +5,8 @@ Environment variables:
 - ``XIAOCHENG_BIND``: address to listen on (default ``127.0.0.1:8000``; put a
   reverse proxy in front and set ``XIAOCHENG_TRUST_PROXY=1``).
 - ``XIAOCHENG_WORKERS``: worker processes (default cores + 1, at most 9).
-- ``XIAOCHENG_ACCESS_LOG``: ``-`` for stdout or a file path (default off).
+- ``XIAOCHENG_ACCESS_LOG``: ``-`` for stdout or a file path (default off); it
+  logs paths without their query strings.
 
 The app is loaded once in the master before the workers fork, so the FAQ index
 is read once and its memory shared copy-on-write. Each worker opens its own
@@ -29,6 +30,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 2
 accesslog = os.environ.get("XIAOCHENG_ACCESS_LOG") or None
+# Gunicorn's default format, with the path in place of the request line: a query
+# string (/api/suggest?q=…) is what a visitor typed and may hold personal data.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("XIAOCHENG_LOG_LEVEL", "info")
 proc_name = "xiaocheng"

@@ -18,6 +18,7 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 
 from bot.errors import UnknownQuery
+from bot.querylog.masking import mask
 from bot.web.openapi import openapi_document
 
 if TYPE_CHECKING:
@@ -139,11 +140,15 @@ def ask() -> Response:
     service = _service()
     bot = service.bot
     started = time.perf_counter()
-    reply = bot.answer(faq_id, q) if faq_id is not None else None
+    # Before anything else: the engine, the normalised text and the log see no
+    # personal data (synonyms would turn the 12345 in 13812345678 into a word).
+    masked = mask(q)
+    reply = bot.answer(faq_id, masked) if faq_id is not None else None
     if reply is None:
-        reply = bot.ask(q)
+        reply = bot.ask(masked)
     latency_ms = (time.perf_counter() - started) * 1000
     result = reply.to_dict()
+    result["q"] = q  # the reply echoes what the visitor typed; nothing stored holds it
     query_id = service.querylog.log_query(
         reply.q,
         reply_type=reply.type,
