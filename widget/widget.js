@@ -20,7 +20,14 @@
   }
   var script = document.currentScript;
 
-  var MAX_QUESTION_CHARS = 200;
+  // The server's limit (MAX_QUESTION_CHARS); /api/hot may advertise another one.
+  var maxQuestionChars = 200;
+  // The counter appears this many characters before the limit.
+  var COUNTER_MARGIN = 30;
+  // A follow-up sends the last answered FAQ's id with this many next questions.
+  var CONTEXT_TURNS = 2;
+  // The category of faq/smalltalk.yaml: such replies are conversation, not answers.
+  var SMALLTALK_CATEGORY = "闲聊";
   var MAX_STORED_MESSAGES = 60;
   var SUGGEST_DELAY_MS = 180;
   var MAX_SUGGESTIONS = 8;
@@ -62,8 +69,20 @@
     feedbackFailed: "反馈没有提交成功，请稍后再试。",
     typing: "小城正在查找答案…",
     empty: "请先输入您的问题。",
-    network: "网络连接好像出了点问题，请检查网络后再试。",
-    server: "服务暂时不可用，请稍后再试。",
+    unreachable: "抱歉，小城的服务暂时连接不上，问题出在我们这边。请稍后点“重试”，或通过下面的人工渠道咨询。",
+    server: "抱歉，小城的服务暂时出了问题。请稍后点“重试”，或通过下面的人工渠道咨询。",
+    retry: "重试",
+    retryLabel: "重试：重新发送“{q}”",
+    noneOfThese: "都不是",
+    noneOfTheseSaid: "都不是",
+    rephrase: "没关系，请换个说法再问一次：说清楚发生了什么事、在什么地方，一次只问一件事。例如“小区门口有人占道摆摊，怎么反映？”",
+    speak: "朗读",
+    speakLabel: "朗读这条回答",
+    stopSpeaking: "停止",
+    stopLabel: "停止朗读",
+    counterLeft: "还可以输入{n}字",
+    counterOver: "已超出{n}字",
+    tooLong: "问题最多{max}字，现在超出了{n}字。请删减后再发送，例如只保留发生了什么、在什么地方。",
     rateLimited: "您提问太频繁了，请稍等一会儿再试。",
     disclaimer: "答复仅供参考，具体以法律法规和本局公告为准。"
   };
@@ -120,6 +139,7 @@
       up: ["M7 11 V20 H4 V11 Z", "M7 11 L11 4 Q13 3 13.5 5 L12.5 9 H18.5 Q20.5 9 20 11 L18.5 18.5 Q18 20 16.5 20 H7"],
       down: ["M7 13 V4 H4 V13 Z", "M7 13 L11 20 Q13 21 13.5 19 L12.5 15 H18.5 Q20.5 15 20 13 L18.5 5.5 Q18 4 16.5 4 H7"],
       phone: ["M6 3 H9.5 L11 8 L8.5 9.5 Q10 13.5 14.5 15.5 L16 13 L21 14.5 V18 Q21 20.5 18.5 20.5 Q10 20 4.5 12.5 Q3 9 3.5 5.5 Q4 3 6 3 Z"],
+      speak: ["M4 9 H8 L13 5 V19 L8 15 H4 Z", "M16 9 Q18 12 16 15", "M18.5 6.5 Q22 12 18.5 17.5"],
       link: ["M10 14 L20 4", "M14 4 H20 V10", "M18 14 V19 Q18 20 17 20 H5 Q4 20 4 19 V7 Q4 6 5 6 H10"]
     };
     var svg = document.createElementNS(SVG_NS, "svg");
@@ -240,6 +260,27 @@
       });
   }
 
+  function contextItem(value) {
+    if (value && typeof value.faqId === "string" && value.faqId && value.left > 0) {
+      return { faqId: value.faqId, left: Math.min(CONTEXT_TURNS, Math.floor(value.left)) };
+    }
+    return null;
+  }
+
+  /** The channels without repeats (same address or same name), so none shows twice. */
+  function uniqueChannels(channels) {
+    var seen = {};
+    return linkItems(channels).filter(function (c) {
+      var href = safeHref(c.url) || c.url;
+      var keys = ["u:" + href, "t:" + c.title.replace(/\s+/g, "")];
+      if (seen[keys[0]] || seen[keys[1]]) {
+        return false;
+      }
+      seen[keys[0]] = seen[keys[1]] = true;
+      return true;
+    });
+  }
+
   // ---- HTTP --------------------------------------------------------------
 
   function api(method, path, body, signal) {
@@ -267,14 +308,22 @@
     });
   }
 
-  function errorText(error) {
+  /** The message for a failed ask; ``retry`` is the request to send again. */
+  function errorMessage(error, retry) {
+    var message = { role: "bot", kind: "error", text: TEXT.server, retry: null };
     if (!error || !error.status) {
-      return TEXT.network;
+      // No answer at all: the service is down or unreachable. Never blame the visitor's network.
+      message.text = TEXT.unreachable;
+      message.retry = retry;
+    } else if (error.status === 429) {
+      message.text = error.visitorMessage || TEXT.rateLimited;
+    } else if (error.status >= 500) {
+      message.text = TEXT.server;
+      message.retry = retry;
+    } else {
+      message.text = error.visitorMessage || TEXT.server;
     }
-    if (error.status === 429) {
-      return error.visitorMessage || TEXT.rateLimited;
-    }
-    return error.visitorMessage || TEXT.server;
+    return message;
   }
 
   function wait(ms) {
@@ -285,7 +334,8 @@
 
   // ---- state (survives navigation through sessionStorage) -----------------
 
-  var state = { open: false, messages: [], channels: [] };
+  // context: the last answered FAQ and how many more questions carry it.
+  var state = { open: false, messages: [], channels: [], context: null };
 
   function loadState() {
     var raw = storage.get("sessionStorage", STATE_KEY);
@@ -300,9 +350,10 @@
           return m && (m.role === "user" || m.role === "bot");
         });
         state.channels = linkItems(saved.channels);
+        state.context = contextItem(saved.context);
       }
     } catch (e) {
-      state = { open: false, messages: [], channels: [] };
+      state = { open: false, messages: [], channels: [], context: null };
     }
   }
 
@@ -360,7 +411,12 @@
       h("span", { className: "xc-typing-text", text: TEXT.typing })
     ])
   ]);
-  var scroller = h("div", { className: "xc-scroll" }, [log, typing]);
+  // In short windows the footer's disclaimer moves here, to scroll with the conversation.
+  var scroller = h("div", { className: "xc-scroll" }, [
+    h("p", { className: "xc-foot xc-foot-inline", text: TEXT.disclaimer }),
+    log,
+    typing
+  ]);
   var input = h("input", {
     className: "xc-input",
     id: "xc-input",
@@ -371,15 +427,23 @@
     "aria-controls": "xc-suggest",
     autocomplete: "off",
     enterkeyhint: "send",
-    maxlength: MAX_QUESTION_CHARS,
+    "aria-describedby": "xc-counter",
     placeholder: TEXT.placeholder
   });
+  var counter = h("p", { className: "xc-counter", id: "xc-counter", hidden: true });
   var suggestList = h("ul", { className: "xc-suggest", id: "xc-suggest", role: "listbox", "aria-label": TEXT.suggestLabel, hidden: true });
   var sendButton = h("button", { className: "xc-send", type: "button" }, [icon("send"), h("span", { text: TEXT.send })]);
   var hint = h("p", { className: "xc-hint", role: "status" });
   var panel = h(
     "section",
-    { className: "xc-panel", id: "xc-panel", role: "dialog", "aria-label": TEXT.dialog, hidden: true },
+    {
+      className: "xc-panel",
+      id: "xc-panel",
+      role: "dialog",
+      "aria-modal": "true",
+      "aria-label": TEXT.dialog,
+      hidden: true
+    },
     [
       h("header", { className: "xc-head" }, [
         h("img", { className: "xc-head-ava", src: mascotUrl, alt: "" }),
@@ -399,8 +463,9 @@
         ]),
         sendButton
       ]),
+      counter,
       hint,
-      h("p", { className: "xc-foot", text: TEXT.disclaimer })
+      h("p", { className: "xc-foot xc-foot-end", text: TEXT.disclaimer })
     ]
   );
   root.appendChild(panel);
@@ -419,34 +484,48 @@
 
   // ---- rendering messages --------------------------------------------------
 
-  function chipList(items, label) {
+  /** Question chips; a click asks that FAQ and names the reply it came from. */
+  function chipList(items, label, message, extra) {
     if (!items.length) {
       return null;
     }
+    var fromQueryId = message && message.queryId ? message.queryId : null;
+    var chips = items.map(function (item) {
+      return h("li", null, [
+        h("button", {
+          className: "xc-chip",
+          type: "button",
+          text: item.question,
+          onclick: function () {
+            ask(item.question, { faqId: item.id, fromQueryId: fromQueryId });
+            focusInput();
+          }
+        })
+      ]);
+    });
     return h("div", { className: "xc-chips-block" }, [
       label ? h("p", { className: "xc-label", text: label }) : null,
-      h(
-        "ul",
-        { className: "xc-chips" },
-        items.map(function (item) {
-          return h("li", null, [
-            h("button", {
-              className: "xc-chip",
-              type: "button",
-              text: item.question,
-              onclick: function () {
-                ask(item.question, item.id);
-                focusInput();
-              }
-            })
-          ]);
-        })
-      )
+      h("ul", { className: "xc-chips" }, extra ? chips.concat([h("li", null, [extra])]) : chips)
     ]);
   }
 
+  /** The clarify's last choice: none of these fits. */
+  function noneButton(message) {
+    var button = h("button", {
+      className: "xc-chip xc-none",
+      type: "button",
+      text: TEXT.noneOfThese,
+      disabled: message.none === true,
+      "aria-pressed": message.none === true ? "true" : "false"
+    });
+    button.addEventListener("click", function () {
+      noneOfThese(message, button);
+    });
+    return button;
+  }
+
   function channelList(channels, label) {
-    var links = channels
+    var links = uniqueChannels(channels)
       .map(function (c) {
         var a = linkTo(c, "xc-channel");
         return a ? h("li", null, [a]) : null;
@@ -508,6 +587,87 @@
     ]);
   }
 
+  // ---- reading answers aloud (the browser's own speech synthesis) ----------
+
+  var speech = window.speechSynthesis || null;
+  var speaking = null;
+
+  /** A Chinese voice of this browser, or null: without one there is no 朗读 button. */
+  function chineseVoice() {
+    if (!speech || typeof speech.getVoices !== "function" || typeof window.SpeechSynthesisUtterance !== "function") {
+      return null;
+    }
+    var voices;
+    try {
+      voices = asList(speech.getVoices());
+    } catch (e) {
+      return null;
+    }
+    var zh = voices.filter(function (v) {
+      return v && /^(zh|cmn)\b/i.test(str(v.lang).replace(/_/g, "-"));
+    });
+    var mainland = zh.filter(function (v) {
+      return /^(zh-CN|zh-Hans|cmn)/i.test(str(v.lang).replace(/_/g, "-"));
+    });
+    return mainland[0] || zh[0] || null;
+  }
+
+  function showSpeaking(button, on) {
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    button.setAttribute("aria-label", on ? TEXT.stopLabel : TEXT.speakLabel);
+    button.lastChild.textContent = on ? TEXT.stopSpeaking : TEXT.speak;
+  }
+
+  function stopSpeaking() {
+    if (speaking) {
+      showSpeaking(speaking, false);
+      speaking = null;
+    }
+    if (speech) {
+      speech.cancel();
+    }
+  }
+
+  function speakButton(text) {
+    var voice = chineseVoice();
+    if (!voice || !text) {
+      return null;
+    }
+    var button = h("button", { className: "xc-speak", type: "button", "aria-pressed": "false", "aria-label": TEXT.speakLabel }, [
+      icon("speak"),
+      h("span", { text: TEXT.speak })
+    ]);
+    button.addEventListener("click", function () {
+      var again = speaking !== button;
+      stopSpeaking();
+      if (!again) {
+        return;
+      }
+      var utterance = new window.SpeechSynthesisUtterance(text);
+      utterance.lang = str(voice.lang) || "zh-CN";
+      try {
+        utterance.voice = voice;
+      } catch (e) {
+        // Only the lang is set: the browser picks its own voice for it.
+      }
+      utterance.rate = 0.9;
+      utterance.onend = utterance.onerror = function () {
+        if (speaking === button) {
+          showSpeaking(button, false);
+          speaking = null;
+        }
+      };
+      speaking = button;
+      showSpeaking(button, true);
+      speech.speak(utterance);
+    });
+    return button;
+  }
+
+  function isSmalltalk(message) {
+    return message.smalltalk === true;
+  }
+
   function answerBody(message) {
     var faq = message.faq || {};
     var links = asList(faq.links)
@@ -519,10 +679,18 @@
     var basis = asList(faq.basis).filter(function (b) {
       return typeof b === "string" && b;
     });
+    if (isSmalltalk(message)) {
+      // Conversation, not an answer: no heading, no helpful row, no basis.
+      return [
+        h("p", { className: "xc-text xc-answer", text: str(faq.answer) || message.text }),
+        chipList(message.suggestions, TEXT.related, message)
+      ];
+    }
     return [
       message.text ? h("p", { className: "xc-lead", text: message.text }) : null,
       faq.question ? h("p", { className: "xc-faq-q", text: faq.question }) : null,
       h("p", { className: "xc-answer", text: str(faq.answer) }),
+      speakButton([str(faq.question), str(faq.answer)].filter(Boolean).join("。")),
       links.length
         ? h("div", { className: "xc-links" }, [
             h("p", { className: "xc-label", text: TEXT.links }),
@@ -531,8 +699,26 @@
         : null,
       basis.length ? h("p", { className: "xc-basis", text: TEXT.basis + basis.join("；") }) : null,
       feedbackRow(message),
-      chipList(message.suggestions, TEXT.related)
+      chipList(message.suggestions, TEXT.related, message)
     ];
+  }
+
+  function retryButton(message) {
+    if (!message.retry || !message.retry.body) {
+      return null;
+    }
+    var q = str(message.retry.body.q);
+    return h("div", { className: "xc-retry-row" }, [
+      h("button", {
+        className: "xc-retry",
+        type: "button",
+        text: TEXT.retry,
+        "aria-label": TEXT.retryLabel.replace("{q}", q),
+        onclick: function () {
+          retry(message);
+        }
+      })
+    ]);
   }
 
   function botBody(message) {
@@ -540,22 +726,28 @@
       case "greeting":
         return [
           h("p", { className: "xc-text", text: message.text || TEXT.greeting }),
-          chipList(message.suggestions, TEXT.hot),
+          chipList(message.suggestions, TEXT.hot, message),
           channelList(message.channels, TEXT.channels)
         ];
       case "answer":
         return answerBody(message);
       case "clarify":
-        return [h("p", { className: "xc-text", text: message.text }), chipList(message.suggestions, null)];
+        return [
+          h("p", { className: "xc-text", text: message.text }),
+          chipList(message.suggestions, null, message, noneButton(message))
+        ];
       case "fallback":
         return [
           h("p", { className: "xc-text", text: message.text }),
-          chipList(message.suggestions, TEXT.hints),
+          chipList(message.suggestions, TEXT.hints, message),
           channelList(message.channels, TEXT.channels)
         ];
+      case "rephrase":
+        return [h("p", { className: "xc-text", text: TEXT.rephrase }), channelList(state.channels, TEXT.channels)];
       default:
         return [
           h("p", { className: "xc-text xc-error", text: message.text || TEXT.server }),
+          retryButton(message),
           channelList(state.channels, TEXT.channels)
         ];
     }
@@ -567,7 +759,8 @@
         h("div", { className: "xc-bubble" }, [srOnly(TEXT.youSay), h("span", { text: str(message.text) })])
       ]);
     }
-    return h("div", { className: "xc-msg xc-bot xc-kind-" + str(message.kind) }, [
+    var kind = "xc-msg xc-bot xc-kind-" + str(message.kind) + (isSmalltalk(message) ? " xc-smalltalk" : "");
+    return h("div", { className: kind }, [
       h("img", { className: "xc-ava", src: mascotUrl, alt: "" }),
       h("div", { className: "xc-bubble" }, [srOnly(TEXT.botSays)].concat(botBody(message)))
     ]);
@@ -603,16 +796,24 @@
 
   function replyMessage(reply) {
     var type = reply && reply.type;
+    var faq = reply && reply.faq && typeof reply.faq === "object" ? reply.faq : null;
+    // Smalltalk: a future "smalltalk": true or type "smalltalk", or today the bank's smalltalk category.
+    var smalltalk =
+      type === "smalltalk" || (reply && reply.smalltalk === true) || (faq !== null && faq.category === SMALLTALK_CATEGORY);
+    if (type === "smalltalk") {
+      type = "answer";
+    }
     if (type !== "answer" && type !== "clarify" && type !== "fallback") {
       return { role: "bot", kind: "error", text: TEXT.server };
     }
-    var faq = reply.faq && typeof reply.faq === "object" ? reply.faq : null;
     return {
       role: "bot",
       kind: type,
+      smalltalk: smalltalk && type === "answer",
       text: str(reply.message),
       faq: faq && {
         id: str(faq.id),
+        category: str(faq.category),
         question: str(faq.question),
         answer: str(faq.answer),
         basis: asList(faq.basis).filter(function (b) {
@@ -649,43 +850,141 @@
     }
   }
 
-  function ask(question, faqId) {
-    var q = str(question).replace(/\s+/g, " ").trim().slice(0, MAX_QUESTION_CHARS);
+  /** The question as it will be sent: spaces tidied, never cut. */
+  function tidy(text) {
+    return str(text).replace(/\s+/g, " ").trim();
+  }
+
+  /** Ask a question; ``options.faqId`` answers a clicked chip, ``options.fromQueryId``
+   *  names the reply that chip came from. */
+  function ask(question, options) {
+    options = options || {};
+    var q = tidy(question);
     if (!q) {
       hint.textContent = TEXT.empty;
+      input.focus();
+      return;
+    }
+    if (q.length > maxQuestionChars) {
+      // Say so and keep the text: never cut the visitor's question silently.
+      hint.textContent = TEXT.tooLong.replace("{max}", maxQuestionChars).replace("{n}", q.length - maxQuestionChars);
       input.focus();
       return;
     }
     if (busy) {
       return;
     }
-    busy = true;
     hint.textContent = "";
     closeSuggest();
     input.value = "";
+    updateCounter();
     addMessage({ role: "user", text: q });
+    var body = { q: q, session: sessionId() };
+    if (options.faqId) {
+      body.faq_id = options.faqId;
+    }
+    if (options.fromQueryId) {
+      body.from_query_id = options.fromQueryId;
+    }
+    if (state.context) {
+      body.context = { faq_id: state.context.faqId };
+      state.context.left -= 1;
+      if (state.context.left <= 0) {
+        state.context = null;
+      }
+    }
+    send(body);
+  }
+
+  /** Post one question and show the reply; a failure offers to send the same body again. */
+  function send(body) {
+    busy = true;
     setTyping(true);
     var started = Date.now();
-    var body = { q: q, session: sessionId() };
-    if (faqId) {
-      body.faq_id = faqId;
-    }
     api("POST", "/api/ask", body)
       .then(
         function (reply) {
-          return { message: replyMessage(reply) };
+          var message = replyMessage(reply);
+          noteContext(message);
+          return message;
         },
         function (error) {
-          return { message: { role: "bot", kind: "error", text: errorText(error) } };
+          return errorMessage(error, { body: body });
         }
       )
-      .then(function (result) {
+      .then(function (message) {
         return wait(Math.max(0, TYPING_MIN_MS - (Date.now() - started))).then(function () {
           setTyping(false);
           busy = false;
-          addMessage(result.message);
+          addMessage(message);
         });
       });
+  }
+
+  /** A real answer becomes the context of the next turns; a clarify or fallback
+   *  the visitor has not resolved ends it. Smalltalk just uses up a turn. */
+  function noteContext(message) {
+    if (message.kind === "answer" && !message.smalltalk && message.faq && message.faq.id) {
+      state.context = { faqId: message.faq.id, left: CONTEXT_TURNS };
+    } else if (message.kind === "clarify" || message.kind === "fallback") {
+      state.context = null;
+    }
+  }
+
+  function retry(message) {
+    if (busy || !message.retry) {
+      return;
+    }
+    var at = state.messages.indexOf(message);
+    if (at >= 0) {
+      state.messages.splice(at, 1);
+    }
+    saveState();
+    renderAll();
+    send(message.retry.body);
+    focusInput();
+  }
+
+  /** "都不是" under a clarify: tell the service, then help the visitor rephrase. */
+  function noneOfThese(message, button) {
+    if (message.none === true || busy) {
+      return;
+    }
+    message.none = true;
+    button.disabled = true;
+    button.setAttribute("aria-pressed", "true");
+    state.context = null;
+    if (message.queryId) {
+      api("POST", "/api/feedback", { query_id: message.queryId, helpful: false, reason: "none_of_these" }).catch(
+        function () {
+          // The advice below helps the visitor whether or not the signal was recorded.
+        }
+      );
+    }
+    addMessage({ role: "user", text: TEXT.noneOfTheseSaid });
+    addMessage({ role: "bot", kind: "rephrase" });
+    focusInput();
+  }
+
+  function updateCounter() {
+    var length = tidy(input.value).length;
+    var left = maxQuestionChars - length;
+    if (left > COUNTER_MARGIN) {
+      counter.hidden = true;
+      counter.textContent = "";
+      input.removeAttribute("aria-invalid");
+      return;
+    }
+    counter.hidden = false;
+    counter.classList.toggle("xc-over", left < 0);
+    counter.textContent =
+      (left < 0 ? TEXT.counterOver.replace("{n}", -left) : TEXT.counterLeft.replace("{n}", left)) +
+      "（" + length + "/" + maxQuestionChars + "）";
+    if (left < 0) {
+      input.setAttribute("aria-invalid", "true");
+    } else {
+      input.removeAttribute("aria-invalid");
+    }
   }
 
   var greetingLoading = false;
@@ -699,13 +998,19 @@
     api("GET", "/api/hot")
       .then(
         function (data) {
-          state.channels = linkItems(data.channels);
+          state.channels = uniqueChannels(data.channels);
+          var limit = data.limits && data.limits.max_question_chars;
+          if (typeof limit === "number" && limit > 0) {
+            maxQuestionChars = Math.floor(limit);
+            updateCounter();
+          }
           return {
             role: "bot",
             kind: "greeting",
             text: str(data.greeting) || TEXT.greeting,
             suggestions: questionItems(data.questions),
-            channels: state.channels
+            channels: state.channels,
+            queryId: typeof data.query_id === "string" ? data.query_id : null
           };
         },
         function () {
@@ -774,7 +1079,7 @@
         event.preventDefault();
       });
       option.addEventListener("click", function () {
-        ask(item.question, item.id);
+        ask(item.question, { faqId: item.id });
       });
       suggestList.appendChild(option);
     });
@@ -830,11 +1135,12 @@
 
   input.addEventListener("input", function () {
     hint.textContent = "";
+    updateCounter();
     // What the visitor types now is what Enter sends, not a stale highlighted option.
     clearActive();
     window.clearTimeout(suggestTimer);
     var typed = input.value.trim();
-    if (!typed) {
+    if (!typed || typed.length > maxQuestionChars) {
       closeSuggest();
       return;
     }
@@ -859,7 +1165,7 @@
       event.preventDefault();
       if (open && activeIndex >= 0) {
         var item = suggestItems[activeIndex];
-        ask(item.question, item.id);
+        ask(item.question, { faqId: item.id });
       } else {
         ask(input.value);
       }
@@ -899,6 +1205,7 @@
   }
 
   function closePanel(returnFocus) {
+    stopSpeaking();
     state.open = false;
     saveState();
     closeSuggest();
@@ -920,10 +1227,32 @@
   closeButton.addEventListener("click", function () {
     closePanel(true);
   });
+  /** What Tab reaches inside the open panel, in order. */
+  function focusables() {
+    var all = panel.querySelectorAll("button, input, a[href], [tabindex]:not([tabindex='-1'])");
+    return Array.prototype.filter.call(all, function (el) {
+      return !el.disabled && el.getClientRects().length > 0;
+    });
+  }
+
   panel.addEventListener("keydown", function (event) {
     if (event.key === "Escape" && !event.defaultPrevented) {
       event.preventDefault();
       closePanel(true);
+    } else if (event.key === "Tab") {
+      // A dialog keeps the focus (WAI-ARIA dialog pattern): past either end, wrap around.
+      var items = focusables();
+      if (!items.length) {
+        return;
+      }
+      var at = items.indexOf(shadow.activeElement);
+      if (event.shiftKey && at <= 0) {
+        event.preventDefault();
+        items[items.length - 1].focus();
+      } else if (!event.shiftKey && (at < 0 || at === items.length - 1)) {
+        event.preventDefault();
+        items[0].focus();
+      }
     }
   });
 
@@ -945,6 +1274,19 @@
     setLarge(storage.get("localStorage", LARGE_KEY) === "1");
     renderAll();
     document.body.appendChild(host);
+    if (speech && typeof speech.addEventListener === "function") {
+      // Voices often arrive after load: show the 朗读 buttons once a Chinese one is there.
+      var hadVoice = chineseVoice() !== null;
+      speech.addEventListener("voiceschanged", function () {
+        if ((chineseVoice() !== null) === hadVoice) {
+          return;
+        }
+        hadVoice = !hadVoice;
+        var top = scroller.scrollTop;
+        renderAll();
+        scroller.scrollTop = top;
+      });
+    }
     if (state.open) {
       // Reopen after navigation without stealing focus from the new page.
       openPanel(false);

@@ -40,6 +40,10 @@ class LiveServer:
     _server: BaseWSGIServer = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
@@ -49,8 +53,9 @@ class LiveServer:
         self.app.extensions["xiaocheng"].close()
 
 
-def serve(tmp: Path, index_path: Path, **overrides: Any) -> LiveServer:
-    """Create the app with the fixture bank under ``tmp`` and serve it on a free port."""
+def serve(tmp: Path, index_path: Path, *, port: int = 0, **overrides: Any) -> LiveServer:
+    """Create the app with the fixture bank under ``tmp`` and serve it on ``port``
+    (0: a free one)."""
     config = {
         "TESTING": True,
         "FAQ_DIR": str(FAQ_DIR),
@@ -60,7 +65,7 @@ def serve(tmp: Path, index_path: Path, **overrides: Any) -> LiveServer:
         **overrides,
     }
     app = create_app(config, instance_path=tmp)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
     return LiveServer(f"http://127.0.0.1:{server.server_port}", app, server, thread)
@@ -154,11 +159,12 @@ def page(new_page: Callable[..., Page]) -> Page:
 
 @pytest.fixture
 def serve_app(tmp_path: Path, index_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    """Start an app of this test's own (e.g. with rate limits on); stopped afterwards."""
+    """Start an app of this test's own (e.g. with rate limits on, or on the port of
+    one stopped before: the service coming back); stopped afterwards."""
     servers: list[LiveServer] = []
 
-    def start(**overrides: Any) -> LiveServer:
-        server = serve(tmp_path / f"app{len(servers)}", index_path, **overrides)
+    def start(*, port: int = 0, **overrides: Any) -> LiveServer:
+        server = serve(tmp_path / f"app{len(servers)}", index_path, port=port, **overrides)
         servers.append(server)
         return server
 

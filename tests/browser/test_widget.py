@@ -140,7 +140,7 @@ def test_clarify_offers_choices_and_a_choice_answers(page, live_server):
 
     expect(reply).to_have_class(re.compile("xc-kind-clarify"))
     expect(reply.locator(".xc-text")).to_have_text("您是不是想问：")
-    expect(reply.locator(".xc-chip")).to_have_text([MUCK_SPILL_Q, MUCK_PERMIT_Q])
+    expect(reply.locator(".xc-chip")).to_have_text([MUCK_SPILL_Q, MUCK_PERMIT_Q, "都不是"])
     reply.locator(".xc-chip", has_text=MUCK_PERMIT_Q).click()
 
     answer = page.locator(".xc-kind-answer").last
@@ -424,15 +424,6 @@ def test_rate_limit_shows_the_services_chinese_message(page, console, serve_app)
     expect(reply.locator("a.xc-channel", has_text=HOTLINE)).to_have_attribute("href", "tel:12345")
 
 
-def test_unreachable_service_shows_a_friendly_message(page, console, serve_app):
-    server = serve_app()
-    console.expected.append("ERR_CONNECTION_REFUSED")
-    open_widget(page, server)
-    server.stop()
-    reply = ask(page, "小摊贩占道")
-    expect(reply.locator(".xc-error")).to_have_text("网络连接好像出了点问题，请检查网络后再试。")
-
-
 # --- accessibility audit and screenshots --------------------------------------------
 
 
@@ -495,3 +486,438 @@ def test_axe_finds_no_violations_with_the_panel_open(
     broken = run_axe(page)
     console.errors.clear()
     assert [v["id"] for v in broken["violations"]] == ["button-name"]
+
+
+# --- every visitor: zoom, keyboard, failures, long questions, speech (issue 11) -------
+
+DISCLAIMER = "答复仅供参考，具体以法律法规和本局公告为准。"
+UNREACHABLE = (
+    "抱歉，小城的服务暂时连接不上，问题出在我们这边。请稍后点“重试”，或通过下面的人工渠道咨询。"
+)
+REPHRASE = (
+    "没关系，请换个说法再问一次：说清楚发生了什么事、在什么地方，一次只问一件事。"
+    "例如“小区门口有人占道摆摊，怎么反映？”"
+)
+# Browser zoom shrinks the CSS viewport and raises the device pixel ratio: a
+# 1366×768 window at 200% is a 683×384 CSS-pixel viewport at ratio 2, at 400%
+# 341×192 at ratio 4. 320 CSS pixels wide is the reflow width of WCAG 1.4.10.
+ZOOMS = {
+    "zoom200": ({"width": 683, "height": 384}, 2),
+    "zoom400": ({"width": 341, "height": 192}, 4),
+    "width320": ({"width": 320, "height": 568}, 1),
+    "phone375": ({"width": 375, "height": 667}, 2),
+}
+
+
+def axe_page(new_page, axe_source: Path, **options) -> Page:
+    page = new_page(**options)
+    # An init script is not subject to the page's CSP, unlike an injected <script>.
+    page.context.add_init_script(path=str(axe_source))
+    return page
+
+
+def assert_axe_clean(page: Page, console) -> None:
+    result = run_axe(page)
+    console.errors.clear()  # axe probes with inline styles, which the CSP rightly refuses
+    assert result["violations"] == [], dump(result["violations"])
+    assert result["incomplete"] == [], dump(result["incomplete"])
+    assert result["shadowPasses"] >= 10  # it did look inside the shadow root
+
+
+def ask_bodies(page: Page) -> list[dict]:
+    """Start recording the JSON bodies the page posts to /api/ask."""
+    bodies: list[dict] = []
+    page.on(
+        "request",
+        lambda r: bodies.append(r.post_data_json) if r.url.endswith("/api/ask") else None,
+    )
+    return bodies
+
+
+def focused_name(page: Page) -> str | None:
+    """The accessible name (or text) of the focused element inside the widget, else None."""
+    return page.evaluate(
+        "() => { const host = document.activeElement;"
+        " if (!host || host.id !== 'xiaocheng-widget') return null;"
+        " const a = host.shadowRoot.activeElement;"
+        " return a ? (a.getAttribute('aria-label') || a.textContent.trim()"
+        " || a.getAttribute('placeholder')) : null }"
+    )
+
+
+def box(page: Page, selector: str) -> dict:
+    found = page.locator(selector).bounding_box()
+    assert found is not None, selector
+    return found
+
+
+@pytest.mark.parametrize("name", list(ZOOMS))
+def test_zoom_and_narrow_screens_keep_the_answer_readable(
+    new_page, console, live_server, axe_source, artifacts, name
+):
+    viewport, ratio = ZOOMS[name]
+    page = axe_page(new_page, axe_source, viewport=viewport, device_scale_factor=ratio)
+    open_widget(page, live_server)
+    reply = ask(page, "小摊贩占道")
+    expect(reply.locator(".xc-answer")).to_have_text(VENDOR_A)
+    page.wait_for_timeout(300)  # the panel's entrance animation
+    shot(page, artifacts, f"{name}-answer")
+
+    panel = box(page, ".xc-panel")
+    head, scroll, compose = box(page, ".xc-head"), box(page, ".xc-scroll"), box(page, ".xc-compose")
+    # The panel is inside the window; its parts are stacked, none over another.
+    assert panel["x"] >= 0 and panel["y"] >= 0
+    assert panel["x"] + panel["width"] <= viewport["width"]
+    assert panel["y"] + panel["height"] <= viewport["height"]
+    assert head["y"] + head["height"] <= scroll["y"] + 0.5
+    assert scroll["y"] + scroll["height"] <= compose["y"] + 0.5
+    assert compose["y"] + compose["height"] <= panel["y"] + panel["height"] + 0.5
+    # The conversation keeps most of the panel.
+    share = scroll["height"] / panel["height"]
+    assert share >= (0.55 if name == "zoom400" else 0.7), share
+    # No sideways scrolling: not the page, not the panel, not the conversation.
+    widths = page.locator("#xiaocheng-widget").evaluate(
+        """host => ['.xc-panel', '.xc-scroll', '.xc-compose', '.xc-head'].map(s => {
+            const el = host.shadowRoot.querySelector(s);
+            return [s, el.scrollWidth, el.clientWidth]; })"""
+    )
+    for selector, scroll_width, client_width in widths:
+        assert scroll_width <= client_width, selector
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+    # Every control is wholly on screen, and the send button does not sit on the input.
+    for selector in [".xc-input", ".xc-send", ".xc-close", ".xc-large-btn"]:
+        b = box(page, selector)
+        assert b["x"] >= 0 and b["x"] + b["width"] <= viewport["width"], selector
+    field, send = box(page, ".xc-input"), box(page, ".xc-send")
+    assert field["x"] + field["width"] <= send["x"]
+    # The disclaimer is still there to read, in the conversation if not below it.
+    expect(page.locator(".xc-foot:visible")).to_have_text(DISCLAIMER)
+    assert_axe_clean(page, console)
+
+
+def test_tab_and_shift_tab_stay_in_the_dialog(page, live_server):
+    open_widget(page, live_server)
+    ask(page, "小摊贩占道")
+    page.locator(".xc-input").focus()
+    expect(page.get_by_role("dialog")).to_have_attribute("aria-modal", "true")
+
+    forward = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        forward.append(focused_name(page))
+        if forward[-1] == "请在这里输入您的问题":
+            break
+    board = "网上留言（在新窗口打开）"
+    greeting = ["小城的回答会显示网页代码吗？", MUCK_PERMIT_Q, "夜排档噪声扰民怎么办？"]
+    assert forward == [
+        "发送",
+        *["大字模式", "关闭在线问答", "对话记录"],  # wrapped round to the top
+        *greeting,
+        VENDOR_Q,
+        HOTLINE,
+        board,  # the greeting: chips, channels
+        board,
+        "有帮助",
+        "没帮助",
+        FINE_Q,
+        "夜排档噪声扰民怎么办？",  # the answer
+        "请在这里输入您的问题",
+    ]
+
+    backward = []
+    for _ in range(len(forward)):
+        page.keyboard.press("Shift+Tab")
+        backward.append(focused_name(page))
+    assert backward == [*reversed(forward[:-1]), "请在这里输入您的问题"]
+
+    page.keyboard.press("Escape")
+    expect(page.locator(".xc-panel")).to_be_hidden()
+    assert page.locator(".xc-launcher").evaluate("el => el.getRootNode().activeElement === el")
+
+
+def test_unreachable_service_offers_retry_and_the_human_channels(
+    new_page, console, serve_app, axe_source, artifacts
+):
+    server = serve_app()
+    console.expected.append("ERR_CONNECTION_REFUSED")
+    page = axe_page(new_page, axe_source)
+    open_widget(page, server)
+    bodies = ask_bodies(page)
+    port = server.port
+    server.stop()
+
+    reply = ask(page, "小摊贩占道")
+    expect(reply.locator(".xc-error")).to_have_text(UNREACHABLE)
+    assert "检查网络" not in reply.text_content()
+    retry = reply.get_by_role("button", name="重试：重新发送“小摊贩占道”")
+    expect(retry).to_have_text("重试")
+    expect(reply.locator("a.xc-channel")).to_have_text([HOTLINE, "网上留言（在新窗口打开）"])
+    expect(reply.locator("a.xc-channel", has_text=HOTLINE)).to_have_attribute("href", "tel:12345")
+    page.wait_for_timeout(300)
+    shot(page, artifacts, "retry-state")
+    assert_axe_clean(page, console)
+
+    # Still down: the retry fails the same way, and says so again.
+    retry.click()
+    expect(page.locator(".xc-kind-error")).to_have_count(1)
+    expect(page.locator(".xc-kind-error .xc-retry")).to_be_visible()
+    assert len(bodies) == 2
+
+    serve_app(port=port)  # the service is back, on the same address
+    page.locator(".xc-kind-error .xc-retry").click()
+    answer = page.locator(".xc-kind-answer")
+    expect(answer.locator(".xc-faq-q")).to_have_text(VENDOR_Q)
+    expect(page.locator(".xc-kind-error")).to_have_count(0)
+    # The same question went again, and the visitor's bubble is not repeated.
+    assert len(bodies) == 3 and bodies[0] == bodies[1] == bodies[2]
+    assert bodies[2]["q"] == "小摊贩占道"
+    assert bubbles(page, "user") == ["您：小摊贩占道"]
+
+
+def test_counter_near_the_limit_and_a_clear_message_past_it(
+    new_page, console, live_server, axe_source, artifacts
+):
+    page = axe_page(new_page, axe_source)
+    open_widget(page, live_server)
+    bodies = ask_bodies(page)
+    field = page.locator(".xc-input")
+    counter = page.locator(".xc-counter")
+    assert field.get_attribute("maxlength") is None  # the browser would cut silently
+
+    field.fill("摊" * 169)
+    expect(counter).to_be_hidden()
+    field.fill("摊" * 185)
+    expect(counter).to_have_text("还可以输入15字（185/200）")
+    expect(field).not_to_have_attribute("aria-invalid", "true")
+    expect(field).to_have_attribute("aria-describedby", "xc-counter")
+
+    field.fill("摊" * 207)
+    expect(counter).to_have_text("已超出7字（207/200）")
+    expect(field).to_have_attribute("aria-invalid", "true")
+    field.press("Enter")
+    expect(page.locator(".xc-hint")).to_have_text(
+        "问题最多200字，现在超出了7字。请删减后再发送，例如只保留发生了什么、在什么地方。"
+    )
+    # Nothing was sent and nothing was cut: the whole text is still there to edit.
+    assert bodies == []
+    assert bubbles(page, "user") == []
+    assert field.input_value() == "摊" * 207
+    shot(page, artifacts, "counter-over-limit")
+    assert_axe_clean(page, console)
+
+    field.fill("摊" * 200)
+    expect(counter).to_have_text("还可以输入0字（200/200）")
+    page.locator(".xc-send").click()
+    expect(page.locator(".xc-msg.xc-bot:not(.xc-typing)")).to_have_count(2)
+    assert bodies[0]["q"] == "摊" * 200
+    expect(counter).to_be_hidden()
+
+
+ZH_VOICE = """
+  (() => {
+    window.__spoken = [];
+    const voices = %s;
+    const synth = window.speechSynthesis;
+    synth.getVoices = () => voices;
+    synth.speak = u => { window.__spoken.push({text: u.text, lang: u.lang}); };
+    synth.cancel = () => { window.__spoken.push('cancel'); };
+  })();
+"""
+
+
+def test_read_aloud_button_speaks_the_answer_with_a_chinese_voice(
+    new_page, console, live_server, axe_source, artifacts
+):
+    page = axe_page(new_page, axe_source)
+    page.context.add_init_script(
+        ZH_VOICE % '[{name: "Xiaoxiao", lang: "zh-CN", localService: true, default: false}]'
+    )
+    open_widget(page, live_server)
+    reply = ask(page, "小摊贩占道")
+    speak = reply.get_by_role("button", name="朗读这条回答")
+    expect(speak).to_have_text("朗读")
+    speak.click()
+    stop = reply.get_by_role("button", name="停止朗读")
+    expect(stop).to_have_attribute("aria-pressed", "true")
+    spoken = page.evaluate("() => window.__spoken")
+    assert spoken == ["cancel", {"text": f"{VENDOR_Q}。{VENDOR_A}", "lang": "zh-CN"}]
+    page.wait_for_timeout(300)
+    shot(page, artifacts, "read-aloud")
+    assert_axe_clean(page, console)
+    stop.click()
+    expect(reply.get_by_role("button", name="朗读这条回答")).to_have_attribute(
+        "aria-pressed", "false"
+    )
+
+    # Smalltalk and clarifications are not answers: nothing to read aloud there.
+    expect(ask(page, "你好").locator(".xc-speak")).to_have_count(0)
+    expect(ask(page, "渣土").locator(".xc-speak")).to_have_count(0)
+
+
+@pytest.mark.parametrize(
+    "voices", ['[{name: "Samantha", lang: "en-US"}, {name: "Anna", lang: "de-DE"}]', "[]"]
+)
+def test_no_read_aloud_button_without_a_chinese_voice(page, live_server, voices):
+    page.context.add_init_script(ZH_VOICE % voices)
+    open_widget(page, live_server)
+    reply = ask(page, "小摊贩占道")
+    expect(reply.locator(".xc-answer")).to_have_text(VENDOR_A)
+    expect(reply.locator(".xc-speak")).to_have_count(0)
+
+
+def test_smalltalk_reads_as_conversation(page, live_server):
+    open_widget(page, live_server)
+    reply = ask(page, "你好")
+    expect(reply).to_have_class(re.compile("xc-smalltalk"))
+    expect(reply.locator(".xc-answer")).to_have_text("您好！我是智能小城，请问有什么可以帮您？")
+    expect(reply.locator(".xc-faq-q")).to_have_count(0)
+    expect(reply.locator(".xc-feedback")).to_have_count(0)
+    # A real answer keeps its heading and the helpful row.
+    answer = ask(page, "小摊贩占道")
+    expect(answer.locator(".xc-faq-q")).to_have_text(VENDOR_Q)
+    expect(answer.locator(".xc-feedback")).to_have_count(1)
+
+
+@pytest.mark.parametrize("marker", [{"smalltalk": True}, {"type": "smalltalk"}])
+def test_smalltalk_is_also_known_by_the_reply_field(page, live_server, marker):
+    # The service will mark smalltalk itself: take its real reply and add the mark.
+    def mark(route):
+        reply = route.fetch().json()
+        reply["faq"]["category"] = "关于小城"
+        route.fulfill(json={**reply, **marker})
+
+    page.route("**/api/ask", mark)
+    open_widget(page, live_server)
+    reply = ask(page, "你好")
+    expect(reply).to_have_class(re.compile("xc-smalltalk"))
+    expect(reply.locator(".xc-answer")).to_have_text("您好！我是智能小城，请问有什么可以帮您？")
+    expect(reply.locator(".xc-faq-q")).to_have_count(0)
+    expect(reply.locator(".xc-feedback")).to_have_count(0)
+
+
+def test_no_message_repeats_a_channel(page, live_server):
+    # A reply listing a channel twice (as the same number and the same name) shows it once.
+    def repeat(route):
+        reply = route.fetch().json()
+        hotline = reply["channels"][0]
+        reply["channels"] = [hotline, *reply["channels"], {**hotline, "url": "tel:12345"}]
+        route.fulfill(json=reply)
+
+    page.route("**/api/ask", repeat)
+    open_widget(page, live_server)
+    reply = ask(page, "今天天气怎么样")
+    expect(reply).to_have_class(re.compile("xc-kind-fallback"))
+    expect(reply.locator("a.xc-channel")).to_have_text([HOTLINE, "网上留言（在新窗口打开）"])
+
+
+# --- a conversation: context, choices, 都不是 (issue 11, items 1-3) -------------------
+
+
+def test_follow_ups_carry_the_last_answer_for_two_turns(page, live_server):
+    open_widget(page, live_server)
+    bodies = ask_bodies(page)
+    ask(page, "小摊贩占道")
+    ask(page, "你好")  # smalltalk: no new context, a turn used
+    ask(page, "在吗")
+    ask(page, "您好")
+    assert [b.get("context") for b in bodies] == [
+        None,
+        {"faq_id": "vendor-report"},
+        {"faq_id": "vendor-report"},
+        None,  # two turns after the answer, the context is over
+    ]
+
+    # A new answer starts it again; a clarify the visitor leaves unresolved ends it.
+    ask(page, "渣土车撒漏罚款")
+    ask(page, "渣土")
+    ask(page, "夜市太吵了")
+    assert [b.get("context") for b in bodies[4:]] == [None, {"faq_id": "muck-spill"}, None]
+    # ... and so does a fallback.
+    ask(page, "今天天气怎么样")
+    ask(page, "渣土车准运证")
+    assert bodies[7]["context"] == {"faq_id": "night-market"}
+    assert "context" not in bodies[8]
+
+
+def test_chosen_questions_name_the_reply_they_came_from(page, live_server):
+    open_widget(page, live_server)
+    bodies = ask_bodies(page)
+    with page.expect_response("**/api/ask") as first:
+        ask(page, "小摊贩占道")
+    answer_id = first.value.json()["query_id"]
+    with page.expect_response("**/api/ask") as chip:
+        page.locator(".xc-kind-answer .xc-chip", has_text=FINE_Q).click()
+    expect(page.locator(".xc-kind-answer")).to_have_count(2)
+    with page.expect_response("**/api/ask") as clarify:
+        ask(page, "渣土")
+    clarify_id = clarify.value.json()["query_id"]
+    assert clarify.value.json()["type"] == "clarify"
+    page.locator(".xc-kind-clarify .xc-chip", has_text=MUCK_PERMIT_Q).click()
+    expect(page.locator(".xc-kind-answer .xc-faq-q").last).to_have_text(MUCK_PERMIT_Q)
+    # A hot question of the greeting: the greeting has no query id today, so none is sent.
+    page.locator(".xc-kind-greeting .xc-chip", has_text=VENDOR_Q).click()
+    expect(page.locator(".xc-kind-answer")).to_have_count(4)
+
+    assert chip.value.status == 200
+    assert bodies[1]["from_query_id"] == answer_id
+    assert bodies[1]["faq_id"] == "vendor-fine"
+    assert bodies[3]["from_query_id"] == clarify_id
+    assert bodies[3]["faq_id"] == "muck-permit"
+    assert "from_query_id" not in bodies[0] and "from_query_id" not in bodies[2]
+    assert "from_query_id" not in bodies[4] and bodies[4]["faq_id"] == "vendor-report"
+    # Typed questions name no reply.
+    assert isinstance(answer_id, str) and answer_id != clarify_id
+
+
+def test_none_of_these_is_logged_and_helps_to_rephrase(
+    new_page, console, live_server, axe_source, artifacts
+):
+    page = axe_page(new_page, axe_source)
+    open_widget(page, live_server)
+    with page.expect_response("**/api/ask") as response:
+        reply = ask(page, "渣土")
+    clarify_id = response.value.json()["query_id"]
+    none = page.locator(".xc-kind-clarify").get_by_role("button", name="都不是")
+    expect(reply.locator(".xc-chips li").last.locator("button")).to_have_text("都不是")
+    page.wait_for_timeout(300)
+    shot(page, artifacts, "clarify-none-of-these")
+    assert_axe_clean(page, console)
+
+    with page.expect_request("**/api/feedback") as request:
+        none.click()
+    assert request.value.post_data_json == {
+        "query_id": clarify_id,
+        "helpful": False,
+        "reason": "none_of_these",
+    }
+    advice = page.locator(".xc-kind-rephrase")
+    expect(advice.locator(".xc-text")).to_have_text(REPHRASE)
+    expect(advice.locator("a.xc-channel")).to_have_text([HOTLINE, "网上留言（在新窗口打开）"])
+    expect(none).to_be_disabled()
+    expect(none).to_have_attribute("aria-pressed", "true")
+    assert bubbles(page, "user") == ["您：渣土", "您：都不是"]
+    page.wait_for_timeout(300)
+    shot(page, artifacts, "clarify-none-of-these-reply")
+    assert_axe_clean(page, console)
+
+    querylog = live_server.app.extensions["xiaocheng"].querylog
+    assert querylog.flush(timeout=10)
+    verdicts = {str(r["query_id"]): r["helpful"] for r in querylog.feedback()}
+    assert verdicts[str(clarify_id)] is False
+
+    # The next question goes without the context of an earlier answer.
+    bodies = ask_bodies(page)
+    ask(page, "渣土车准运证")
+    assert "context" not in bodies[0]
+
+
+def test_desktop_screenshot_of_a_conversation(page, live_server, artifacts):
+    open_widget(page, live_server)
+    ask(page, "小摊贩占道")
+    ask(page, "你好")
+    ask(page, "渣土")
+    page.wait_for_timeout(300)
+    shot(page, artifacts, "desktop-issue11")
+    expect(page.locator(".xc-kind-clarify .xc-none")).to_be_visible()
