@@ -48,11 +48,10 @@ import yaml
 from common import ROOT, bank_of, machine, percentile, synthetic_faqs, synthetic_queries, table
 from rank_bm25 import BM25Okapi
 
-import bot.match.index
 from bot.bank import Bank, load_bank
 from bot.errors import BankError
 from bot.match.engine import Bot, pipeline_for
-from bot.match.index import Index
+from bot.match.index import Index, features
 from bot.match.text import Prepared, TextPipeline
 
 TARGET_MS = {"shipped": 1.0, "10000": 2.0, "100000": 10.0}
@@ -311,7 +310,8 @@ def _texts(bank: Bank) -> list[str]:
 class SparseProductIndex(Index):
     """Index.scores as one sparse product (query row vector × posting matrix) in scipy."""
 
-    def scores(self, p: Prepared) -> np.ndarray:
+    def scores(self, p: Prepared, *, max_postings: int | None = None) -> np.ndarray:
+        # max_postings is not applied: the prototype scores every posting list.
         cols, vals = self.vector(p)
         if not len(cols):
             return np.zeros(self.n_rows)
@@ -320,41 +320,27 @@ class SparseProductIndex(Index):
 
 
 def features_without_unigrams(p: Prepared) -> tuple[list[str], list[str], list[str]]:
-    """bot.index.features without character and pinyin unigrams (the longest posting lists)."""
-    words, grams, pys = _engine_features(p)
+    """bot.match.index.features without character and pinyin unigrams (the longest posting
+    lists)."""
+    words, grams, pys = features(p)
     return words, [g for g in grams if len(g) > 1], [s for s in pys if "_" in s]
-
-
-_engine_features = bot.match.index.features
-
-
-class SlimIndex(SparseProductIndex):
-    """SparseProductIndex whose features have no character or pinyin unigrams."""
-
-    def vector(self, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
-        with patched_features():
-            return super().vector(p)
-
-
-@contextmanager
-def patched_features() -> Iterator[None]:
-    bot.match.index.features = features_without_unigrams
-    try:
-        yield
-    finally:
-        bot.match.index.features = _engine_features
 
 
 def prototype_indexes(
     index: Index, rows: list[tuple[int, Prepared]], digest: str, res: dict[str, Any]
 ) -> tuple[Index, Index]:
     """A: the engine's index scored as one sparse product. B: A without unigram features."""
-    product = object.__new__(SparseProductIndex)
-    product.__dict__.update(vars(index))
-    with patched_features():
-        t0 = time.perf_counter()
-        slim = SlimIndex.build(rows, digest=digest)
-        res["slim_build_s"] = time.perf_counter() - t0
+    product = SparseProductIndex(
+        blocks=index.blocks,
+        postings=index.postings,
+        row_faq=index.row_faq,
+        row_text=index.row_text,
+        row_pinyin=index.row_pinyin,
+        meta=index.meta,
+    )
+    t0 = time.perf_counter()
+    slim = SparseProductIndex.build(rows, digest=digest, features=features_without_unigrams)
+    res["slim_build_s"] = time.perf_counter() - t0
     return product, slim
 
 

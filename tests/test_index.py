@@ -9,6 +9,7 @@ import pytest
 from bot import Bot
 from bot.errors import IndexArtifactError
 from bot.match.index import MAGIC, Index
+from bot.match.text import Prepared
 
 
 @pytest.fixture
@@ -84,3 +85,20 @@ def test_common_features_can_be_skipped(saved: tuple[Bot, Path]) -> None:
     assert rare_only.sum() < full.sum()  # the common characters no longer count
     common = bot.pipeline.prepare("怎么")  # only features found in many rows
     assert bot.index.scores(common, max_postings=1).sum() > 0  # kept when nothing rarer
+
+
+def test_build_takes_the_feature_function(saved: tuple[Bot, Path]) -> None:
+    bot, _ = saved
+    seen: list[str] = []
+
+    def words_only(p: Prepared) -> tuple[list[str], list[str], list[str]]:
+        seen.append(p.text)
+        return list(p.words), [], []
+
+    rows = [(0, bot.pipeline.prepare("夜市太吵了")), (1, bot.pipeline.prepare("违建举报"))]
+    index = Index.build(rows, digest="d", features=words_only)
+    assert len(seen) == 2
+    assert index.blocks[1].vocab == {"∅": 0}  # no character features were made
+    query = bot.pipeline.prepare("夜市")
+    assert index.scores(query).argmax() == 0
+    assert seen[-1] == query.text  # queries go through the same function

@@ -24,7 +24,7 @@ import pickle
 import platform
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -62,6 +62,9 @@ def features(p: Prepared) -> tuple[list[str], list[str], list[str]]:
     return list(p.words), grams, pys
 
 
+Features = Callable[[Prepared], tuple[list[str], list[str], list[str]]]
+
+
 def _identity(doc: list[str]) -> list[str]:
     return doc
 
@@ -96,8 +99,10 @@ class Index:
         row_text: list[str],
         row_pinyin: list[str],
         meta: dict[str, Any],
+        features: Features = features,
     ) -> None:
         self.blocks = blocks
+        self.features = features  # the same function for the rows and the queries
         self.postings = postings  # (features × rows), CSR: one posting list per feature
         self.row_faq = row_faq
         self.row_text = row_text
@@ -126,8 +131,14 @@ class Index:
         *,
         digest: str,
         settings: IndexSettings = IndexSettings(),  # noqa: B008 - frozen dataclass
+        features: Features = features,
     ) -> Index:
-        """Fit the three TF-IDF blocks over ``rows`` of (FAQ position, prepared text)."""
+        """Fit the three TF-IDF blocks over ``rows`` of (FAQ position, prepared text).
+
+        ``features`` turns a prepared text into its three blocks' features; the
+        index uses it for queries too (a bench can try another one). It is not
+        saved: a loaded index uses :func:`features`.
+        """
         if not rows:
             raise IndexArtifactError("cannot build an index from an empty bank")
         rows = sorted(rows, key=lambda row: row[0])  # rows_of() relies on FAQ order
@@ -160,6 +171,7 @@ class Index:
             row_text=[p.text for _, p in rows],
             row_pinyin=[p.pinyin_text for _, p in rows],
             meta=meta,
+            features=features,
         )
 
     # --- querying ------------------------------------------------------------
@@ -168,7 +180,7 @@ class Index:
         """Columns and weights of the query vector, as the rows were built."""
         cols: list[np.ndarray] = []
         vals: list[np.ndarray] = []
-        for block, feats in zip(self.blocks, features(p), strict=True):
+        for block, feats in zip(self.blocks, self.features(p), strict=True):
             vocab = block.vocab
             counts = Counter(c for c in map(vocab.get, feats) if c is not None)
             if not counts:

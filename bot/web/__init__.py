@@ -1,5 +1,6 @@
 """The web service: app factory, JSON API, OpenAPI, hot reload and the analyst console."""
 
-from .app import Service, create_app
+from .app import create_app
+from .service import Service, get_service
 
-__all__ = ["Service", "create_app"]
+__all__ = ["Service", "create_app", "get_service"]

@@ -12,19 +12,18 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 
 from bot.errors import UnknownQuery
 from bot.querylog.masking import mask
+from bot.web.errors import WebError
 from bot.web.openapi import openapi_document
+from bot.web.service import Service, get_service
 
-if TYPE_CHECKING:
-    from bot.web.app import Service
-
-__all__ = ["clean_text", "error_response", "init_app"]
+__all__ = ["clean_text", "init_app"]
 
 _SESSION_MAX_CHARS = 64
 _FAQ_ID_MAX_CHARS = 128
@@ -32,14 +31,6 @@ _FAQ_ID_MAX_CHARS = 128
 _QUERY_ID = re.compile(r"[1-9][0-9]{0,18}")
 _BAD_REQUEST = "请求内容有误，请刷新页面后重试。"
 _LINE_BREAKS = re.compile("[\t\n\r]+")
-
-
-class _BadInput(Exception):
-    """Input the visitor's browser should not have sent; becomes a 4xx JSON error."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(code)
-        self.status, self.code, self.message = status, code, message
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:
@@ -61,29 +52,12 @@ def init_app(app: Flask, limiter: Limiter) -> None:
     )
     app.add_url_rule("/api/openapi.json", "openapi", openapi)
     app.add_url_rule("/healthz", "healthz", healthz)
-    app.register_error_handler(_BadInput, _bad_input)
     app.extensions["xiaocheng_openapi"] = openapi_document(
         max_question_chars=cfg["MAX_QUESTION_CHARS"],
         max_comment_chars=cfg["MAX_COMMENT_CHARS"],
         max_content_length=cfg["MAX_CONTENT_LENGTH"],
         suggest_limit=cfg["SUGGEST_LIMIT"],
     )
-
-
-def error_response(status: int, code: str, message: str) -> Response:
-    """Return the JSON error body the widget shows to the visitor."""
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    return response
-
-
-def _service() -> Service:
-    service: Service = current_app.extensions["xiaocheng"]
-    return service
-
-
-def _bad_input(e: _BadInput) -> Response:
-    return error_response(e.status, e.code, e.message)
 
 
 def clean_text(text: str) -> str:
@@ -99,10 +73,10 @@ def clean_text(text: str) -> str:
 
 def _json_body() -> dict[str, Any]:
     if not request.is_json:
-        raise _BadInput(415, "unsupported_media_type", "请求格式不正确，请刷新页面后重试。")
+        raise WebError(415, "unsupported_media_type", "请求格式不正确，请刷新页面后重试。")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise _BadInput(400, "bad_json", "请求内容无法识别，请刷新页面后重试。")
+        raise WebError(400, "bad_json", "请求内容无法识别，请刷新页面后重试。")
     return body
 
 
@@ -111,23 +85,23 @@ def _optional_text(body: dict[str, Any], field: str, max_chars: int) -> str | No
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _BadInput(400, f"invalid_{field}", _BAD_REQUEST)
+        raise WebError(400, f"invalid_{field}", _BAD_REQUEST)
     value = clean_text(value)
     if len(value) > max_chars:
-        raise _BadInput(400, f"{field}_too_long", f"内容太长了，请精简到{max_chars}字以内。")
+        raise WebError(400, f"{field}_too_long", f"内容太长了，请精简到{max_chars}字以内。")
     return value or None
 
 
 def _question(body: dict[str, Any]) -> str:
     q = body.get("q")
     if q is not None and not isinstance(q, str):
-        raise _BadInput(400, "invalid_q", _BAD_REQUEST)
+        raise WebError(400, "invalid_q", _BAD_REQUEST)
     q = clean_text(q or "")
     if not q:
-        raise _BadInput(400, "empty_question", "请输入您要咨询的问题。")
+        raise WebError(400, "empty_question", "请输入您要咨询的问题。")
     limit = current_app.config["MAX_QUESTION_CHARS"]
     if len(q) > limit:
-        raise _BadInput(400, "question_too_long", f"问题太长了，请精简到{limit}字以内再问。")
+        raise WebError(400, "question_too_long", f"问题太长了，请精简到{limit}字以内再问。")
     return q
 
 
@@ -137,7 +111,7 @@ def ask() -> Response:
     q = _question(body)
     session = _optional_text(body, "session", _SESSION_MAX_CHARS)
     faq_id = _optional_text(body, "faq_id", _FAQ_ID_MAX_CHARS)
-    service = _service()
+    service = get_service()
     bot = service.bot
     started = time.perf_counter()
     # Before anything else: the engine, the normalised text and the log see no
@@ -169,15 +143,15 @@ def feedback() -> Response:
     body = _json_body()
     query_id = body.get("query_id")
     if not isinstance(query_id, str) or not _QUERY_ID.fullmatch(query_id) or int(query_id) >= 2**63:
-        raise _BadInput(400, "invalid_query_id", _BAD_REQUEST)
+        raise WebError(400, "invalid_query_id", _BAD_REQUEST)
     helpful = body.get("helpful")
     if not isinstance(helpful, bool):
-        raise _BadInput(400, "invalid_helpful", _BAD_REQUEST)
+        raise WebError(400, "invalid_helpful", _BAD_REQUEST)
     comment = _optional_text(body, "comment", current_app.config["MAX_COMMENT_CHARS"])
     try:
-        _service().querylog.log_feedback(int(query_id), helpful, comment)
+        get_service().querylog.log_feedback(int(query_id), helpful, comment)
     except UnknownQuery:
-        raise _BadInput(404, "query_not_found", "没有找到这次咨询的记录，评价未能提交。") from None
+        raise WebError(404, "query_not_found", "没有找到这次咨询的记录，评价未能提交。") from None
     return jsonify({"ok": True})
 
 
@@ -191,23 +165,22 @@ def _cacheable(payload: dict[str, Any]) -> Response:
 def suggest() -> Response:
     """Type-ahead: FAQ questions for what the visitor has typed so far."""
     prefix = clean_text(request.args.get("q", ""))[: current_app.config["MAX_QUESTION_CHARS"]]
-    items = (
-        _service().bot.suggest(prefix, limit=current_app.config["SUGGEST_LIMIT"]) if prefix else []
-    )
+    limit = current_app.config["SUGGEST_LIMIT"]
+    items = get_service().bot.suggest(prefix, limit=limit) if prefix else []
     return _cacheable({"suggestions": items})
 
 
 def faq(faq_id: str) -> Response:
     """One FAQ with its related questions."""
-    item = _service().bot.faq_json(faq_id)
+    item = get_service().bot.faq_json(faq_id)
     if item is None:
-        raise _BadInput(404, "faq_not_found", "没有找到这条问答，它可能已经更新，请重新提问。")
+        raise WebError(404, "faq_not_found", "没有找到这条问答，它可能已经更新，请重新提问。")
     return _cacheable(item)
 
 
 def hot() -> Response:
     """The greeting, the popular questions and the human channels."""
-    return _cacheable(_service().bot.hot(limit=current_app.config["HOT_LIMIT"]))
+    return _cacheable(get_service().bot.hot(limit=current_app.config["HOT_LIMIT"]))
 
 
 def _database_reachable(service: Service) -> bool:
@@ -225,7 +198,7 @@ def openapi() -> Response:
 
 def healthz() -> tuple[Response, int]:
     """Report whether this process can answer and log questions."""
-    service = _service()
+    service = get_service()
     bot = service.bot
     database_ok = _database_reachable(service)
     payload = {

@@ -20,6 +20,7 @@ import threading
 from flask import Flask, current_app
 
 from bot.reload import DEFAULT_CHECK_INTERVAL_S, ReloadResult, Watcher, rebuild
+from bot.web.service import get_service
 
 __all__ = ["init_app", "reload_bank", "watcher"]
 
@@ -45,7 +46,7 @@ class _ProcessWatcher:
             if self._watcher is None or self._pid != os.getpid():
                 cfg = self._app.config
                 self._watcher = Watcher(
-                    self._app.extensions["xiaocheng"],
+                    get_service(self._app),
                     cfg["INDEX_PATH"],
                     cache_dir=cfg.get("CACHE_DIR"),
                     check_interval=float(

@@ -57,7 +57,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import NotFound
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -66,12 +66,14 @@ from bot.analysis.report import unanswered_clusters
 from bot.config import ConfigError
 from bot.querylog import REPLY_TYPES
 from bot.reload import bank_version
+from bot.web import errors
 from bot.web.admin import charts as admin_charts
+from bot.web.errors import WebError
 from bot.web.reload import reload_bank
+from bot.web.service import get_service
 
 if TYPE_CHECKING:
     from bot.match.engine import Bot
-    from bot.web.app import Service
 
 __all__ = ["csrf_token", "init_app", "logged_in"]
 
@@ -104,23 +106,6 @@ MSG_WRONG_PASSWORD = "密码不正确，请重新输入。"
 MSG_LOGGED_OUT = "您已安全退出。"
 MSG_LOGIN_REQUIRED = "请先登录分析后台。"
 MSG_CSRF = "页面已过期或来源无法确认，操作未执行。请返回上一页，刷新后再试。"
-_HTTP_MESSAGES = {
-    400: "请求内容有误，请返回上一页刷新后再试。",
-    404: "您访问的页面不存在。",
-    405: "不支持这种请求方式。",
-    413: "提交的内容太长了。",
-    429: "登录尝试过于频繁，请稍后再试。",
-}
-
-
-class _Denied(Exception):
-    """A request under /admin refused by the guard; becomes a Chinese error page."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(code)
-        self.status, self.code, self.message = status, code, message
-
-
 # --- registration -----------------------------------------------------------------
 
 
@@ -169,13 +154,12 @@ def init_app(app: Flask) -> None:
     bp.add_url_rule("/bank", "bank", bank)
     bp.add_url_rule("/reload", "reload", reload, methods=["POST"])
     bp.add_url_rule("/static/<path:filename>", "asset", asset)
-    bp.register_error_handler(HTTPException, _http_error)
     bp.after_request(_private)
     bp.context_processor(_template_globals)
     app.register_blueprint(bp)
     app.extensions["xiaocheng_admin_assets"] = _asset_versions()
     app.before_request(_guard)
-    app.register_error_handler(_Denied, _denied)
+    errors.add_page(app, PREFIX, _error_page)
 
 
 def _check_hash_setting(value: object) -> None:
@@ -252,18 +236,13 @@ def _guard() -> ResponseReturnValue | None:
     if request.endpoint not in _PUBLIC_ENDPOINTS and not logged_in():
         if request.method in _READ_METHODS:
             return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
-        raise _Denied(401, "login_required", MSG_LOGIN_REQUIRED)
+        raise WebError(401, "login_required", MSG_LOGIN_REQUIRED)
     if request.method not in _READ_METHODS and not _csrf_ok():
         current_app.logger.warning(
             "admin: %s %s refused: missing or wrong CSRF token", request.method, request.path
         )
-        raise _Denied(400, "csrf_failed", MSG_CSRF)
-    missing = request.routing_exception
-    if isinstance(missing, NotFound | MethodNotAllowed):
-        # Not a console route (so the console's error handler would not see it):
-        # answer in the console's words all the same.
-        return _http_error(missing)
-    return None
+        raise WebError(400, "csrf_failed", MSG_CSRF)
+    return None  # a path under /admin that is no route: bot.web.errors answers it
 
 
 def _safe_next(target: str | None) -> str:
@@ -282,42 +261,11 @@ def _safe_next(target: str | None) -> str:
 # --- responses ------------------------------------------------------------------
 
 
-def _wants_json() -> bool:
-    return request.is_json or request.accept_mimetypes.best == "application/json"
-
-
-def _error_page(status: int, code: str, message: str) -> Response:
-    if _wants_json():
-        response = jsonify({"error": {"code": code, "message": message}})
-    else:
-        response = Response(
-            render_template(
-                "admin/error.html",
-                status=status,
-                message=message,
-                **_template_globals(),
-            )
-        )
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Robots-Tag"] = "noindex, nofollow"
-    return response
-
-
-def _denied(e: _Denied) -> Response:
-    return _error_page(e.status, e.code, e.message)
-
-
-def _http_error(e: HTTPException) -> Response | HTTPException:
-    if e.code is None or e.code < 400:
-        return e
-    message = _HTTP_MESSAGES.get(e.code, "请求未能完成，请稍后再试。")
-    response = _error_page(e.code, f"http_{e.code}", message)
-    headers = dict(e.get_headers())
-    for name in ("Allow", "Retry-After"):
-        if name in headers:
-            response.headers[name] = headers[name]
-    return response
+def _error_page(status: int, message: str) -> str:
+    """The console's error page (bot.web.errors answers JSON requests itself)."""
+    return render_template(
+        "admin/error.html", status=status, message=message, **_template_globals()
+    )
 
 
 def _private(response: Response) -> Response:
@@ -329,7 +277,7 @@ def _private(response: Response) -> Response:
 
 
 def _template_globals() -> dict[str, Any]:
-    service = _service()
+    service = get_service()
     versions = current_app.extensions.get("xiaocheng_admin_assets", {})
 
     def asset_url(name: str) -> str:
@@ -343,11 +291,6 @@ def _template_globals() -> dict[str, Any]:
         "asset_url": asset_url,
         "type_names": TYPE_NAMES,
     }
-
-
-def _service() -> Service:
-    service: Service = current_app.extensions["xiaocheng"]
-    return service
 
 
 # --- login ------------------------------------------------------------------------
@@ -501,7 +444,7 @@ def _short_day(label: str) -> str:
 
 def dashboard() -> str:
     f = _filters()
-    service = _service()
+    service = get_service()
     log, bot = service.querylog, service.bot
     days = log.daily_counts(f.since, f.until)
     shares = log.type_shares(f.since, f.until)
@@ -582,7 +525,7 @@ def dashboard() -> str:
 
 def clusters() -> str:
     f = _filters()
-    service = _service()
+    service = get_service()
     shown = int(current_app.config["ADMIN_CLUSTERS_SHOWN"])
     found = unanswered_clusters(
         service.querylog, service.bot, f.since, f.until, settings=current_app.config,
@@ -601,7 +544,7 @@ def clusters() -> str:
 
 def queries() -> str:
     f = _filters()
-    service = _service()
+    service = get_service()
     log, bot = service.querylog, service.bot
     size = max(1, int(current_app.config["ADMIN_PAGE_SIZE"]))
     total = log.count(f.since, f.until, types=f.types)
@@ -642,7 +585,7 @@ def _when(moment: datetime | None, *, seconds: bool = False) -> str:
 
 
 def _bank_status() -> dict[str, Any]:
-    bot = _service().bot
+    bot = get_service().bot
     return {
         "faqs": len(bot.bank.faqs),
         "categories": len(bot.topics()),
@@ -668,7 +611,7 @@ def reload() -> ResponseReturnValue:
         current_app.logger.info("admin: bank reloaded, version %s", result.version[:12])
     else:
         current_app.logger.warning("admin: reload refused, %d errors", len(result.errors))
-    if _wants_json():
+    if errors.wants_json():
         payload = {
             "ok": result.ok,
             "errors": list(result.errors),
@@ -689,7 +632,7 @@ QUERY_CSV_HEADER = ["created_at", "question", "reply_type", "faq_id", "faq_quest
 def export_queries() -> Response:
     """The filtered questions, newest first, as CSV."""
     f = _filters()
-    service = _service()
+    service = get_service()
     log, bot = service.querylog, service.bot
     # Rows logged while the export runs would shift the pages; leave them out.
     until = min(f.until, datetime.now(UTC))
@@ -718,7 +661,7 @@ def export_queries() -> Response:
 def export_clusters() -> Response:
     """The clusters of the date range, largest first, as CSV."""
     f = replace(_filters(), reply_type=None)  # clusters have no reply-type filter
-    service = _service()
+    service = get_service()
     found = unanswered_clusters(
         service.querylog, service.bot, f.since, f.until, settings=current_app.config,
         nearest_for=_EXPORT_NEAREST,
