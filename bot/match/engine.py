@@ -16,6 +16,7 @@ from typing import Any
 from ..bank import Bank, Faq, load_bank
 from ..errors import IndexArtifactError
 from ..site import render
+from .followup import FollowUp
 from .hints import SMALLTALK, Hints
 from .index import Index, IndexSettings
 from .matcher import Candidate, Decision, Matcher, MatcherConfig
@@ -80,6 +81,7 @@ class Bot:
         self.index = index
         self.matcher = Matcher(index, MatcherConfig.from_mapping(bank.thresholds))
         self.hints = Hints(bank, pipeline)
+        self.followup = FollowUp(bank, pipeline, index, self.matcher)
         self.site = bank.site
         self._faq_json = [self._render(f) for f in bank.faqs]
         self._pos = {f.id: i for i, f in enumerate(bank.faqs)}
@@ -133,8 +135,13 @@ class Bot:
 
     # --- asking ------------------------------------------------------------------
 
-    def ask(self, q: str) -> Reply:
-        """Answer, clarify or fall back for the visitor's question ``q``."""
+    def ask(self, q: str, *, context: str | None = None) -> Reply:
+        """Answer, clarify or fall back for the visitor's question ``q``.
+
+        ``context`` is the id of the FAQ answered just before; a turn that
+        depends on it (那罚多少钱) is read with it (bot/match/followup.py). An unknown
+        id is ignored.
+        """
         q = _clean(q)
         p = self.pipeline.prepare(q)
         if not p.text:
@@ -142,6 +149,10 @@ class Bot:
         cands = self.matcher.rank(p)
         outside = self.hints.outside_topic(p) is not None
         decision = self.matcher.decide(p, cands, outside=outside)
+        prev = self._pos.get(context) if isinstance(context, str) else None
+        if prev is not None:
+            decision = self.followup.resolve(p, cands, decision, prev, outside=outside)
+            cands = decision.candidates
         if decision.type == "answer":
             return self._answer(q, p, decision.score, cands[0].pos, cands)
         if decision.type == "clarify":
