@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from bot import Bot
+from bot.bank import SMALLTALK
 from bot.match.followup import is_marked
-from bot.match.hints import SMALLTALK
 from bot.quality.evaluate import split_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,8 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..bank import Bank
-from .hints import SMALLTALK
+from ..bank import SMALLTALK, Bank
 from .index import Index
 from .matcher import Candidate, Decision, Matcher
 from .text import Prepared, TextPipeline
