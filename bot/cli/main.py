@@ -16,7 +16,7 @@ import yaml
 
 from ..bank import shown_path
 from ..config import instance_path
-from ..errors import BankError, XiaochengError
+from ..errors import XiaochengError
 from ..match.engine import DEFAULT_FAQ_DIR, Bot
 
 __all__ = ["main"]
@@ -27,7 +27,8 @@ def default_index_path() -> Path:
 
 
 def _fail(exc: XiaochengError) -> int:
-    lines = [str(i) for i in exc.issues] if isinstance(exc, BankError) else [str(exc)]
+    issues = getattr(exc, "issues", None)  # BankError, WorkbookError: one line per problem
+    lines = [str(i) for i in issues] if issues is not None else [str(exc)]
     for line in lines:
         print(f"Error: {line}", file=sys.stderr)
     return 1
@@ -126,6 +127,27 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..bank import load_bank
+    from ..curate.xlsx import export_xlsx
+
+    rows = export_xlsx(load_bank(args.faq), args.xlsx)
+    print(f"wrote {args.xlsx}: {rows} entries")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..curate.xlsx import import_xlsx
+
+    result = import_xlsx(args.faq, args.file, dry_run=args.dry_run)
+    print(
+        f"{'checked' if args.dry_run else 'imported'} {args.file}: "
+        f"{len(result.changed)} entries changed, {len(result.added)} added"
+        + (f"; wrote {', '.join(result.files)}" if result.files else "")
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bot",
@@ -188,6 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="allowed rate of out-of-remit questions answered",
     )
     p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("export", help="write the bank as an Excel/WPS workbook")
+    p.add_argument("--xlsx", required=True, metavar="FILE", help="the .xlsx file to write")
+    p.add_argument("--faq", default=str(DEFAULT_FAQ_DIR), metavar="DIR", help="FAQ bank folder")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import", help="check a workbook from export and write its changes to faq/*.yaml"
+    )
+    p.add_argument("file", help="the .xlsx file")
+    p.add_argument("--faq", default=str(DEFAULT_FAQ_DIR), metavar="DIR", help="FAQ bank folder")
+    p.add_argument("--dry-run", action="store_true", help="check only; write nothing")
+    p.set_defaults(func=cmd_import)
 
     for name, (_, _, summary) in _DELEGATED.items():  # listed here, parsed by their modules
         sub.add_parser(name, help=f"{summary} (see python -m bot {name} --help)")
