@@ -29,7 +29,7 @@ def book(bank: Path) -> Path:
     """The mini bank exported: rows 2-6 are building-report, building-demolish,
     vendor-report, night-market, smalltalk-hello."""
     path = bank.parent / "bank.xlsx"
-    export_xlsx(load_bank(bank), path)
+    export_xlsx(bank, path)
     return path
 
 
@@ -53,7 +53,8 @@ def import_errors(bank: Path, path: Path) -> list[str]:
 
 def test_export_layout(bank: Path, book: Path) -> None:
     wb = load_workbook(book)
-    assert wb.sheetnames == ["问答", "说明"]
+    assert wb.sheetnames == ["问答", "说明", "版本"]
+    assert wb["版本"].sheet_state == "hidden"
     ws = wb["问答"]
     assert [c.value for c in ws[1]] == [
         "编号",
@@ -95,7 +96,7 @@ def test_round_trip_of_the_shipped_bank_is_byte_identical(
     shutil.copytree(SHIPPED, folder)
     before = snapshot(folder)
     start = time.perf_counter()
-    assert export_xlsx(load_bank(folder), tmp_path / "b.xlsx") == 165
+    assert export_xlsx(folder, tmp_path / "b.xlsx") == 165
     result = import_xlsx(folder, tmp_path / "b.xlsx")
     assert time.perf_counter() - start < 60
     assert (result.files, result.changed, result.added) == ([], [], [])
@@ -242,3 +243,17 @@ def test_cli_export_and_import(bank: Path, book: Path, capsys: pytest.CaptureFix
     assert main(["import", str(out), "--faq", str(bank)]) == 1
     assert capsys.readouterr().err == "Error: 问答!D4: entry 'vendor-report': 扩展问不能为空\n"
     assert snapshot(bank) == before
+
+
+def test_a_file_changed_after_the_export_is_not_overwritten(bank: Path, book: Path) -> None:
+    theirs = (bank / "street.yaml").read_text(encoding="utf-8") + "# 别人刚改过\n"
+    (bank / "street.yaml").write_text(theirs, encoding="utf-8")
+    edit(book, lambda ws: ws.__setitem__("F4", "流动摊贩"))
+    assert import_errors(bank, book) == [
+        "问答: street.yaml 在导出这个表格之后被改过；为免覆盖别人的修改，什么都没有写。"
+        "请重新导出，再把修改填进新表格"
+    ]
+    edit(book, lambda ws: ws.__setitem__("F2", "违法建筑"))  # a row of another file alone is fine
+    edit(book, lambda ws: ws.__setitem__("F4", "流动摊贩\n占道经营"))
+    assert import_xlsx(bank, book).files == ["building.yaml"]
+    assert (bank / "street.yaml").read_text(encoding="utf-8") == theirs

@@ -128,10 +128,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..bank import load_bank
     from ..curate.xlsx import export_xlsx
 
-    rows = export_xlsx(load_bank(args.faq), args.xlsx)
+    rows = export_xlsx(args.faq, args.xlsx)
     print(f"wrote {args.xlsx}: {rows} entries")
     return 0
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -32,12 +33,13 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from ..bank import EXTRA_FILES, Bank, Faq, load_bank
 from ..errors import BankError, XiaochengError
-from .edit import Draft, EditError
+from .edit import Draft, EditConflict, EditError, file_digest
 
 __all__ = ["COLUMNS", "CellIssue", "ImportResult", "WorkbookError", "export_xlsx", "import_xlsx"]
 
 SHEET = "问答"
 HELP_SHEET = "说明"
+VERSION_SHEET = "版本"
 #: (header, bank field, column width, what the 说明 sheet says)
 COLUMNS: tuple[tuple[str, str, int, str], ...] = (
     (
@@ -136,8 +138,13 @@ def _cell_value(faq: Faq, key: str) -> str:
     return str(getattr(faq, key))
 
 
-def export_xlsx(bank: Bank, path: str | os.PathLike[str]) -> int:
-    """Write the bank to ``path`` as a workbook; the number of entry rows."""
+def export_xlsx(faq_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> int:
+    """Write the bank in ``faq_dir`` to ``path`` as a workbook; the number of entry rows.
+
+    A hidden sheet records each FAQ file's SHA-256, so that an import of this
+    workbook refuses to overwrite a file that someone changed after the export.
+    """
+    bank = load_bank(faq_dir)
     wb = Workbook()
     ws = wb.active
     ws.title = SHEET
@@ -174,6 +181,11 @@ def export_xlsx(bank: Bank, path: str | os.PathLike[str]) -> int:
     for row in doc.iter_rows():
         for cell in row:
             cell.alignment = wrap
+    versions = wb.create_sheet(VERSION_SHEET)
+    versions.sheet_state = "hidden"
+    versions.append(["文件", "SHA-256"])
+    for name in dict.fromkeys(Path(f.path).name for f in bank.faqs):
+        versions.append([name, file_digest((Path(faq_dir) / name).read_bytes())])
     wb.save(os.fspath(path))
     return len(bank.faqs)
 
@@ -204,7 +216,9 @@ class _Row:
     file: str
 
 
-def _read_rows(path: str | os.PathLike[str], issues: list[CellIssue]) -> list[_Row]:
+def _read_rows(
+    path: str | os.PathLike[str], issues: list[CellIssue], versions: dict[str, str]
+) -> list[_Row]:
     try:
         wb = load_workbook(os.fspath(path), read_only=True, data_only=True)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, InvalidFileException) as exc:
@@ -216,6 +230,9 @@ def _read_rows(path: str | os.PathLike[str], issues: list[CellIssue]) -> list[_R
             issues.append(CellIssue(SHEET, None, f"找不到工作表“{SHEET}”"))
             return []
         rows = list(wb[SHEET].iter_rows(values_only=True))
+        if VERSION_SHEET in wb.sheetnames:
+            for name, digest in list(wb[VERSION_SHEET].iter_rows(values_only=True))[1:]:
+                versions[_text(name)] = _text(digest)
     finally:
         wb.close()
     header = [_text(v) for v in (rows[0] if rows else ())]
@@ -354,7 +371,8 @@ def import_xlsx(
     Raises WorkbookError naming every bad cell, and then writes nothing.
     """
     issues: list[CellIssue] = []
-    rows = _read_rows(path, issues)
+    versions: dict[str, str] = {}
+    rows = _read_rows(path, issues, versions)
     if issues:
         raise WorkbookError(issues)
     bank = load_bank(faq_dir)
@@ -405,7 +423,9 @@ def import_xlsx(
             if diff:
                 draft.update_entry(eid, diff)
                 changed.append(eid)
-        draft.check()
+        texts = draft.texts()
+        if texts:
+            load_bank(faq_dir, texts=texts)
     except EditError as exc:
         raise WorkbookError([CellIssue(SHEET, None, str(exc))]) from exc
     except BankError as exc:
@@ -422,18 +442,38 @@ def import_xlsx(
                 for i in exc.issues
             ]
         ) from exc
-    files = [] if dry_run else draft.write()
+    expected = {n: versions[n] for n in texts if n in versions}
+    stale = [
+        n
+        for n, digest in expected.items()
+        if file_digest((Path(faq_dir) / n).read_bytes()) != digest
+    ]
+    try:
+        if stale:
+            raise EditConflict(", ".join(stale))
+        files = [] if dry_run else draft.write(expected=expected)
+    except EditConflict as exc:
+        names = "、".join(stale) if stale else str(exc).split(":")[0]
+        raise WorkbookError(
+            [
+                CellIssue(
+                    SHEET,
+                    None,
+                    f"{names} 在导出这个表格之后被改过；为免覆盖别人的修改，什么都没有写。"
+                    "请重新导出，再把修改填进新表格",
+                )
+            ]
+        ) from exc
     return ImportResult(files=files, changed=changed, added=added)
 
 
 def _file_categories(faq_dir: str | os.PathLike[str], bank: Bank) -> dict[str, str]:
     """Each FAQ file's default category (read fast with PyYAML; the bank is already valid)."""
-    import yaml
-
     out: dict[str, str] = {}
     names: Iterable[str] = {Path(f.path).name for f in bank.faqs}
     for name in names:
-        data = yaml.safe_load((Path(faq_dir) / name).read_text(encoding="utf-8"))
+        text = (Path(faq_dir) / name).read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
         if isinstance(data, dict) and data.get("category") is not None:
             out[name] = str(data["category"]).strip()
     return out
