@@ -185,8 +185,32 @@ def test_an_unchanged_edit_writes_nothing(faq_dir: Path) -> None:
             "'site.yaml' is not a FAQ file name (like street-order.yaml)",
         ),
         (lambda d: d.add_entry("street.yaml", {}), "a new entry needs an 'id'"),
+        (
+            lambda d: d.update_entry("vendor-report", {"reviewed": "soon"}),
+            "entry 'vendor-report': 'reviewed' is not a date YYYY-MM-DD: 'soon'",
+        ),
+        (
+            lambda d: d.update_entry("vendor-report", {"keywords": "摆摊"}),
+            "entry 'vendor-report': 'keywords' must be a list",
+        ),
+        (
+            lambda d: d.update_entry("vendor-report", {"links": [{"title": "x"}]}),
+            "entry 'vendor-report': each link needs exactly 'title' and 'url'",
+        ),
     ],
-    ids=["unknown", "empty-alt", "id", "field", "empty-answer", "exists", "extra-file", "no-id"],
+    ids=[
+        "unknown",
+        "empty-alt",
+        "id",
+        "field",
+        "empty-answer",
+        "exists",
+        "extra-file",
+        "no-id",
+        "date",
+        "not-list",
+        "link",
+    ],
 )
 def test_edit_errors(faq_dir: Path, call, message: str) -> None:
     with pytest.raises(EditError) as info:

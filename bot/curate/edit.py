@@ -303,6 +303,8 @@ def _set(entry: CommentedMap, key: str, value: Any) -> None:
         if _plain_value(entry.get(key)) == text:
             return
     elif key in _LISTS:
+        if isinstance(value, str):
+            raise EditError(f"entry '{entry.get('id')}': '{key}' must be a list")
         items = [str(v).strip() for v in value]
         old = entry.get(key)
         if isinstance(old, CommentedSeq):
@@ -317,12 +319,21 @@ def _set(entry: CommentedMap, key: str, value: Any) -> None:
         if key in _FLOW_LISTS:
             new.fa.set_flow_style()
     elif key == "reviewed":
-        new = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value).strip())
+        try:
+            new = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise EditError(
+                f"entry '{entry.get('id')}': 'reviewed' is not a date YYYY-MM-DD: '{value}'"
+            ) from None
         if _plain_value(entry.get(key)) == new.isoformat():
             return
     else:  # links
         new = CommentedSeq()
         for link in value:
+            if not isinstance(link, Mapping) or set(link) != {"title", "url"}:
+                raise EditError(
+                    f"entry '{entry.get('id')}': each link needs exactly 'title' and 'url'"
+                )
             url = str(link["url"])
             # Quoted as the shipped bank quotes them: a bare {placeholder} is YAML flow syntax.
             shown_url = DoubleQuotedScalarString(url) if url.startswith("{") else url
