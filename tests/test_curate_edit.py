@@ -216,3 +216,29 @@ def test_edit_errors(faq_dir: Path, call, message: str) -> None:
     with pytest.raises(EditError) as info:
         call(Draft(faq_dir))
     assert str(info.value) == message
+
+
+def test_a_file_indented_another_way_keeps_its_indentation(bank_dir_flat: Path) -> None:
+    path = bank_dir_flat / "flat.yaml"
+    before = path.read_text(encoding="utf-8")
+    draft = Draft(bank_dir_flat)
+    draft.add_alternate("flat-1", "又一种问法")
+    draft.add_entry("flat.yaml", {"id": "flat-2", "question": "第二问？", "answer": "答。"})
+    draft.write()
+    assert (
+        path.read_text(encoding="utf-8")
+        == before.replace("  - 另一种问法\n", "  - 另一种问法\n  - 又一种问法\n")
+        + "\n- id: flat-2\n  question: 第二问？\n  answer: |\n    答。\n"
+    )
+
+
+@pytest.fixture
+def bank_dir_flat(tmp_path: Path) -> Path:
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    (folder / "flat.yaml").write_text(
+        "# 列表不缩进的写法\ncategory: 测试\nfaqs:\n- id: flat-1\n  question: 问？\n"
+        "  alternates:\n  - 另一种问法\n  answer: 答。\n",
+        encoding="utf-8",
+    )
+    return folder

@@ -31,6 +31,7 @@ import fcntl
 import hashlib
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -70,11 +71,17 @@ def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _yaml() -> YAML:
+_DASH = re.compile(r"^( *)-( +)\S", re.MULTILINE)
+
+
+def _yaml(text: str = "") -> YAML:
+    """A round-trip YAML that writes lists indented the way ``text`` indents them."""
     y = YAML()  # round-trip mode
     y.preserve_quotes = True
     y.width = 4096  # never re-wrap a long line
-    y.indent(mapping=2, sequence=4, offset=2)
+    m = _DASH.search(text)
+    offset, after = (len(m.group(1)), len(m.group(2))) if m else (2, 1)
+    y.indent(mapping=offset or 2, sequence=offset + 1 + after, offset=offset)
     return y
 
 
@@ -149,7 +156,8 @@ class Draft:
             except FileNotFoundError:
                 raise EditError(f"{shown_path(path)}: no such FAQ file") from None
             try:
-                data = _yaml().load(raw.decode("utf-8"))
+                text = raw.decode("utf-8")
+                data = _yaml(text).load(text)
             except (YAMLError, UnicodeDecodeError) as exc:
                 raise EditError(
                     f"{shown_path(path)}: cannot be edited until it parses (python -m bot lint)"
@@ -274,11 +282,12 @@ class Draft:
 
 def _dump(doc: _Doc) -> str:
     out = io.StringIO()
-    _yaml().dump(doc.data, out)
+    _yaml(doc.original.decode("utf-8")).dump(doc.data, out)
     lines = out.getvalue().split("\n")
     # A new entry gets the blank line that separates entries, unless it is the first.
     for entry_id in doc.added:
-        i = lines.index(f"  - id: {entry_id}")
+        start = re.compile(rf"^ *- +id: {re.escape(entry_id)}$")
+        i = next(n for n, line in enumerate(lines) if start.match(line))
         if i > 0 and lines[i - 1].strip() and not lines[i - 1].startswith("faqs:"):
             lines.insert(i, "")
     return "\n".join(lines)
