@@ -257,3 +257,13 @@ def test_a_file_changed_after_the_export_is_not_overwritten(bank: Path, book: Pa
     edit(book, lambda ws: ws.__setitem__("F4", "流动摊贩\n占道经营"))
     assert import_xlsx(bank, book).files == ["building.yaml"]
     assert (bank / "street.yaml").read_text(encoding="utf-8") == theirs
+
+
+def test_text_starting_with_an_equals_sign_stays_text(bank: Path, book: Path) -> None:
+    edit(book, lambda ws: ws.__setitem__("D2", "违建\n=违法建筑怎么办"))
+    import_xlsx(bank, book)
+    again = bank.parent / "again.xlsx"
+    export_xlsx(bank, again)
+    assert load_workbook(again)["问答"]["D2"].data_type == "s"
+    assert import_xlsx(bank, again).changed == []
+    assert load_bank(bank).by_id["building-report"].alternates == ("违建", "=违法建筑怎么办")

@@ -160,6 +160,8 @@ def export_xlsx(faq_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -
         for cell in ws[ws.max_row]:
             cell.alignment = wrap
             cell.number_format = "@"  # text: Excel must not turn 2026-11-20 into a date
+            if isinstance(cell.value, str) and cell.value.startswith("="):
+                cell.data_type = "s"  # text that starts with "=" is not a formula
     ws.freeze_panes = "A2"
     ws.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{ws.max_row}"
 
