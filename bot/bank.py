@@ -11,11 +11,12 @@ outside the bureau's remit, routed elsewhere) and ``thresholds.yaml``
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,7 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
             raise _DuplicateKey(
                 None,
                 None,
-                f"duplicate key '{key}' (first at line {result.key_lines[key]})",
+                f"重复的键 '{key}'（第 {result.key_lines[key]} 行已经有了）",
                 key_node.start_mark,
             )
         result[key] = loader.construct_object(value_node, deep=True)
@@ -167,9 +168,15 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
 
 
-def _read_yaml(path: Path, shown: str, issues: list[BankIssue]) -> Any:
+def _read_yaml(
+    path: Path, shown: str, issues: list[BankIssue], texts: Mapping[str, str] | None = None
+) -> Any:
+    """Parse one file (or its replacement text in ``texts``); None, with an issue, if broken."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if texts is not None and path.name in texts:
+            text = texts[path.name]
+        else:
+            text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         issues.append(BankIssue(shown, None, f"is not UTF-8 text ({exc.reason})"))
         return None
@@ -179,20 +186,59 @@ def _read_yaml(path: Path, shown: str, issues: list[BankIssue]) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        issues.append(
-            BankIssue(
-                shown,
-                mark.line + 1 if mark else None,
-                f"YAML syntax error: {problem}",
-                column=mark.column + 1 if mark else None,
-            )
-        )
+        issues.append(_syntax_issue(exc, text, shown))
         return None
     except yaml.YAMLError as exc:
         issues.append(BankIssue(shown, None, f"YAML syntax error: {exc}"))
         return None
+
+
+_BLOCK_END = "expected <block end>"
+_INDENT = "缩进不一致（这一行的缩进与上一级不匹配）"
+
+
+def _syntax_issue(exc: yaml.MarkedYAMLError, text: str, shown: str) -> BankIssue:
+    """A YAML syntax error in plain Chinese for the usual mistakes, with the line shown.
+
+    Anything else keeps PyYAML's own wording ("YAML syntax error: …"), still
+    with its position and line.
+    """
+    problem = exc.problem or exc.context or "invalid YAML"
+    mark, start = exc.problem_mark, exc.context_mark
+    lines = text.splitlines()
+    message = None
+    if isinstance(exc, _DuplicateKey):
+        message = problem
+    elif problem.startswith(_BLOCK_END):
+        message = _INDENT
+    elif "'\\t'" in problem:
+        message = "这一行有制表符（Tab）；YAML 只能用空格缩进，请把 Tab 换成空格"
+    elif problem == "mapping values are not allowed here" and mark is not None:
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        if re.search(r":(\s|$)", line[: mark.column]):
+            message = "一行里有两个“: ”；值里含有冒号时，请给整个值加上引号"
+        else:
+            message = _INDENT
+    elif exc.context == "while scanning a quoted scalar" and start is not None:
+        mark, message = start, "引号没有闭合（这里开始的引号找不到配对的结束引号）"
+    elif exc.context == "while scanning a simple key" and start is not None:
+        mark, message = start, "缺少冒号（每一项要写成“键: 值”，冒号后面加一个空格）"
+    elif exc.context == "while parsing a flow sequence" and start is not None:
+        mark, message = start, "方括号“[”没有闭合（缺少配对的“]”或逗号）"
+    elif exc.context == "while parsing a flow mapping" and start is not None:
+        mark, message = start, "花括号“{”没有闭合（缺少配对的“}”或逗号）"
+    text_of = f"YAML 格式错误：{message}" if message else f"YAML syntax error: {problem}"
+    if mark is None:
+        return BankIssue(shown, None, text_of)
+    if mark.line < len(lines):
+        text_of += f"\n    {mark.line + 1} | {lines[mark.line]}"
+    return BankIssue(shown, mark.line + 1, text_of, column=mark.column + 1)
+
+
+def _closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to a misspelt word, or None when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 # --- public API ---------------------------------------------------------------
@@ -207,25 +253,58 @@ def bank_files(faq_dir: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def load_bank(faq_dir: str | os.PathLike[str]) -> Bank:
-    """Load and validate the bank in ``faq_dir``; raise BankError listing every problem."""
+def load_bank(faq_dir: str | os.PathLike[str], *, texts: Mapping[str, str] | None = None) -> Bank:
+    """Load and validate the bank in ``faq_dir``; raise BankError listing every problem.
+
+    ``texts`` maps file names to the text to validate in place of (or beside)
+    what is on disk, so an editor can check a change before writing it.
+    """
     root = Path(faq_dir)
     issues: list[BankIssue] = []
     if not root.is_dir():
         raise BankError([BankIssue(shown_path(root), None, "FAQ folder not found")])
 
-    site = _load_site(root, issues)
-    synonyms = _load_synonyms(root, issues)
-    outside = _load_outside(root, issues)
-    thresholds = _load_thresholds(root, issues)
+    before = len(issues)
+    site = _load_site(root, issues, texts)
+    site_ok = not any(i.line is None or "YAML" in i.message for i in issues[before:])
+    synonyms = _load_synonyms(root, issues, texts)
+    outside = _load_outside(root, issues, texts)
+    thresholds = _load_thresholds(root, issues, texts)
 
-    faq_paths = sorted(p for p in root.glob("*.yaml") if p.name not in EXTRA_FILES)
+    names = {p.name for p in root.glob("*.yaml")} | set(texts or ())
+    faq_paths = [root / n for n in sorted(names) if n.endswith(".yaml") and n not in EXTRA_FILES]
     if not faq_paths:
         issues.append(BankIssue(shown_path(root), None, "no FAQ files (*.yaml) in this folder"))
     faqs: list[Faq] = []
+    unread: list[str] = []
     for path in faq_paths:
-        faqs.extend(_load_faq_file(path, shown_path(path), site, issues))
+        loaded = _load_faq_file(path, shown_path(path), site if site_ok else None, issues, texts)
+        if loaded is None:
+            unread.append(shown_path(path))
+        else:
+            faqs.extend(loaded)
     _check_bank(faqs, issues)
+    dangling = _dangling_related(faqs)
+    if unread and dangling:
+        issues.append(
+            BankIssue(
+                shown_path(root),
+                None,
+                f"related ids were not checked, because {', '.join(unread)} could not be read; "
+                "fix that first",
+            )
+        )
+    elif not unread:
+        issues.extend(dangling)
+    if not site_ok:
+        issues.append(
+            BankIssue(
+                shown_path(root),
+                None,
+                "placeholders were not checked, because site.yaml could not be read; "
+                "fix that first",
+            )
+        )
     if issues:
         raise BankError(issues)
 
@@ -269,19 +348,23 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _optional_yaml(root: Path, name: str, issues: list[BankIssue]) -> tuple[str, Any] | None:
+def _optional_yaml(
+    root: Path, name: str, issues: list[BankIssue], texts: Mapping[str, str] | None
+) -> tuple[str, Any] | None:
     """(shown path, data) of an optional extra file; None if absent, empty or unreadable."""
     path = root / name
-    if not path.is_file():
+    if not path.is_file() and name not in (texts or {}):
         return None
     shown = shown_path(path)
-    data = _read_yaml(path, shown, issues)
+    data = _read_yaml(path, shown, issues, texts)
     return None if data is None else (shown, data)
 
 
-def _load_site(root: Path, issues: list[BankIssue]) -> dict[str, str]:
+def _load_site(
+    root: Path, issues: list[BankIssue], texts: Mapping[str, str] | None
+) -> dict[str, str]:
     site = dict(DEFAULT_SITE)
-    found = _optional_yaml(root, "site.yaml", issues)
+    found = _optional_yaml(root, "site.yaml", issues, texts)
     if found is None:
         return site
     shown, data = found
@@ -300,8 +383,10 @@ def _load_site(root: Path, issues: list[BankIssue]) -> dict[str, str]:
     return site
 
 
-def _load_synonyms(root: Path, issues: list[BankIssue]) -> dict[str, str]:
-    found = _optional_yaml(root, "synonyms.yaml", issues)
+def _load_synonyms(
+    root: Path, issues: list[BankIssue], texts: Mapping[str, str] | None
+) -> dict[str, str]:
+    found = _optional_yaml(root, "synonyms.yaml", issues, texts)
     if found is None:
         return {}
     shown, data = found
@@ -341,8 +426,10 @@ def _load_synonyms(root: Path, issues: list[BankIssue]) -> dict[str, str]:
     return mapping
 
 
-def _load_outside(root: Path, issues: list[BankIssue]) -> tuple[OutsideTopic, ...]:
-    found = _optional_yaml(root, "outside.yaml", issues)
+def _load_outside(
+    root: Path, issues: list[BankIssue], texts: Mapping[str, str] | None
+) -> tuple[OutsideTopic, ...]:
+    found = _optional_yaml(root, "outside.yaml", issues, texts)
     if found is None:
         return ()
     shown, data = found
@@ -369,8 +456,10 @@ def _load_outside(root: Path, issues: list[BankIssue]) -> tuple[OutsideTopic, ..
     return tuple(result)
 
 
-def _load_thresholds(root: Path, issues: list[BankIssue]) -> dict[str, Any]:
-    found = _optional_yaml(root, "thresholds.yaml", issues)
+def _load_thresholds(
+    root: Path, issues: list[BankIssue], texts: Mapping[str, str] | None
+) -> dict[str, Any]:
+    found = _optional_yaml(root, "thresholds.yaml", issues, texts)
     if found is None:
         return {}
     shown, data = found
@@ -401,23 +490,28 @@ def _text_list(
 
 
 def _load_faq_file(
-    path: Path, shown: str, site: dict[str, str], issues: list[BankIssue]
-) -> list[Faq]:
-    data = _read_yaml(path, shown, issues)
+    path: Path,
+    shown: str,
+    site: dict[str, str] | None,
+    issues: list[BankIssue],
+    texts: Mapping[str, str] | None = None,
+) -> list[Faq] | None:
+    """The entries of one FAQ file; None when the file could not be read or parsed."""
+    before = len(issues)
+    data = _read_yaml(path, shown, issues, texts)
+    if len(issues) > before:
+        return None
     if data is None:
-        if not issues or issues[-1].path != shown:
-            issues.append(BankIssue(shown, None, "is empty"))
+        issues.append(BankIssue(shown, None, "is empty"))
         return []
     if not isinstance(data, _Map):
         issues.append(BankIssue(shown, 1, "must be a mapping with a list 'faqs'"))
         return []
     for key in data:
         if key not in FILE_KEYS:
-            issues.append(
-                BankIssue(
-                    shown, data.key_lines[key], f"unknown key '{key}' (allowed: category, faqs)"
-                )
-            )
+            close = _closest(str(key), FILE_KEYS)
+            hint = f"did you mean '{close}'?" if close else "allowed: category, faqs"
+            issues.append(BankIssue(shown, data.key_lines[key], f"unknown key '{key}' ({hint})"))
     default_category = _text(data.get("category"))
     entries = data.get("faqs")
     if not isinstance(entries, list):
@@ -438,7 +532,7 @@ def _load_entry(
     n: int,
     shown: str,
     default_category: str | None,
-    site: dict[str, str],
+    site: dict[str, str] | None,
     issues: list[BankIssue],
 ) -> Faq | None:
     if not isinstance(entry, _Map):
@@ -460,7 +554,11 @@ def _load_entry(
 
     for key in entry:
         if key not in ENTRY_KEYS:
-            issues.append(BankIssue(shown, entry.key_lines[key], f"unknown key '{key}'", label))
+            close = _closest(str(key), ENTRY_KEYS)
+            hint = f" (did you mean '{close}'?)" if close else ""
+            issues.append(
+                BankIssue(shown, entry.key_lines[key], f"unknown key '{key}'{hint}", label)
+            )
 
     texts: dict[str, str] = {}
     for key in ("question", "answer"):
@@ -482,14 +580,18 @@ def _load_entry(
     reviewed = _reviewed(entry, shown, label, issues)
     links = _links(entry, shown, label, issues)
 
-    for key, text in [("answer", texts.get("answer", ""))] + [("links", x.url) for x in links]:
+    checked = [("answer", texts.get("answer", ""))] + [("links", x.url) for x in links]
+    known = site if site is not None else {}
+    for key, text in checked if site is not None else []:
         for name in placeholders(text):
-            if name not in site:
+            if name not in known:
+                close = _closest(name, known)
+                hint = f"; did you mean {{{close}}}?" if close else ""
                 issues.append(
                     BankIssue(
                         shown,
                         entry.key_lines.get(key, line),
-                        f"unknown placeholder {{{name}}} (not in site.yaml)",
+                        f"unknown placeholder {{{name}}} (not in site.yaml{hint})",
                         label,
                     )
                 )
@@ -554,7 +656,7 @@ def _same_text_key(text: str) -> str:
 
 
 def _check_bank(faqs: list[Faq], issues: list[BankIssue]) -> None:
-    """Cross-entry checks: duplicate ids, repeated questions, dangling related ids."""
+    """Cross-entry checks: duplicate ids and repeated questions."""
     by_id: dict[str, Faq] = {}
     by_text: dict[str, Faq] = {}
     for faq in faqs:
@@ -585,9 +687,20 @@ def _check_bank(faqs: list[Faq], issues: list[BankIssue]) -> None:
                 )
             else:
                 by_text[key] = faq
+
+
+def _dangling_related(faqs: list[Faq]) -> list[BankIssue]:
+    """A problem for each related id that names no entry, with the closest id if one is near."""
+    ids = {f.id for f in faqs}
+    issues = []
     for faq in faqs:
         for rid in faq.related:
-            if rid not in by_id:
+            if rid not in ids:
+                close = _closest(rid, ids)
+                hint = f" (did you mean '{close}'?)" if close else ""
                 issues.append(
-                    BankIssue(faq.path, faq.line, f"related id '{rid}' does not exist", faq.id)
+                    BankIssue(
+                        faq.path, faq.line, f"related id '{rid}' does not exist{hint}", faq.id
+                    )
                 )
+    return issues

@@ -74,18 +74,23 @@ def test_a_folder_of_faq_files_alone_works(bank_dir: Path) -> None:
 def test_yaml_syntax_error_names_line_and_column(bank_dir: Path) -> None:
     write(bank_dir, "b.yaml", GOOD + "  - id: [unclosed\n")
     assert errors_of(bank_dir) == [
-        "faq/b.yaml:8:1: YAML syntax error: expected ',' or ']', but got '<stream end>'"
+        "faq/b.yaml:7:9: YAML 格式错误：方括号“[”没有闭合（缺少配对的“]”或逗号）\n"
+        "    7 |   - id: [unclosed"
     ]
 
 
 def test_unknown_key(bank_dir: Path) -> None:
     write(bank_dir, "b.yaml", GOOD + "    anwser: 拼错了\n")
-    assert errors_of(bank_dir) == ["faq/b.yaml:7: entry 'b-1': unknown key 'anwser'"]
+    assert errors_of(bank_dir) == [
+        "faq/b.yaml:7: entry 'b-1': unknown key 'anwser' (did you mean 'answer'?)"
+    ]
 
 
 def test_unknown_file_key(bank_dir: Path) -> None:
     write(bank_dir, "b.yaml", "categroy: x\n" + GOOD)
-    assert errors_of(bank_dir) == ["faq/b.yaml:1: unknown key 'categroy' (allowed: category, faqs)"]
+    assert errors_of(bank_dir) == [
+        "faq/b.yaml:1: unknown key 'categroy' (did you mean 'category'?)"
+    ]
 
 
 @pytest.mark.parametrize("key", ["question", "answer"])
@@ -130,13 +135,16 @@ def test_same_question_in_two_entries(bank_dir: Path) -> None:
 
 def test_related_id_must_exist(bank_dir: Path) -> None:
     write(bank_dir, "b.yaml", GOOD + "    related: [b-9]\n")
-    assert errors_of(bank_dir) == ["faq/b.yaml:3: entry 'b-1': related id 'b-9' does not exist"]
+    assert errors_of(bank_dir) == [
+        "faq/b.yaml:3: entry 'b-1': related id 'b-9' does not exist (did you mean 'b-1'?)"
+    ]
 
 
 def test_unknown_placeholder(bank_dir: Path) -> None:
     write(bank_dir, "b.yaml", GOOD.replace("{hotline}", "{hot_line}"))
     assert errors_of(bank_dir) == [
-        "faq/b.yaml:6: entry 'b-1': unknown placeholder {hot_line} (not in site.yaml)"
+        "faq/b.yaml:6: entry 'b-1': unknown placeholder {hot_line} "
+        "(not in site.yaml; did you mean {hotline}?)"
     ]
 
 
@@ -164,7 +172,8 @@ def test_bad_id(bank_dir: Path) -> None:
 def test_duplicate_yaml_key(bank_dir: Path) -> None:
     write(bank_dir, "b.yaml", GOOD + "    question: 又一个\n")
     assert errors_of(bank_dir) == [
-        "faq/b.yaml:7:5: YAML syntax error: duplicate key 'question' (first at line 4)"
+        "faq/b.yaml:7:5: YAML 格式错误：重复的键 'question'（第 4 行已经有了）\n"
+        "    7 |     question: 又一个"
     ]
 
 

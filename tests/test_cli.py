@@ -86,7 +86,8 @@ def test_bank_errors_exit_1_with_located_messages(faq_dir: Path, tmp_path: Path)
     out = run(str(ROOT / "train.py"), "--faq", "faq", "--index", "i.pkl", cwd=faq_dir.parent)
     assert out.returncode == 1
     assert out.stderr.splitlines() == [
-        "Error: faq/street.yaml:11: entry 'night-market': unknown key 'anwser'",
+        "Error: faq/street.yaml:11: entry 'night-market': unknown key 'anwser' "
+        "(did you mean 'answer'?)",
         "Error: faq/street.yaml:8: entry 'night-market': missing 'answer'",
     ]
 

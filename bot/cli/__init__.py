@@ -1,4 +1,4 @@
-"""The command line: ``python -m bot ask|lint|eval|fit|report|purge|reload``."""
+"""The command line: ``python -m bot ask|lint|eval|fit|export|import|report|purge|reload``."""
 
 from .main import main
 

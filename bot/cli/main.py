@@ -1,6 +1,7 @@
 """``python -m bot``: one parser with a subcommand per job, one error printer.
 
-Commands: ask, lint, eval, fit, train (:mod:`bot.cli.bank`), report, purge,
+Commands: ask, lint, eval, fit, train (:mod:`bot.cli.bank`), export, import
+(:mod:`bot.cli.curate`), report, purge,
 reload (:mod:`bot.cli.ops`) and admin-password (:mod:`bot.cli.admin_password`).
 Settings (FAQ_DIR, INDEX_PATH, CACHE_DIR, the fit caps, ...) come from
 :func:`bot.config.load_settings` for the instance folder.
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import XiaochengError
-from . import admin_password, bank, ops
+from . import admin_password, bank, curate, ops
 from .output import fail, print_errors
 
 __all__ = ["build_parser", "main", "purge_main", "reload_main", "report_main"]
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="智能小城 FAQ chatbot: ask, check, tune and operate from the shell.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (bank, ops, admin_password):
+    for module in (bank, curate, ops, admin_password):
         module.register(sub)
     return parser
 

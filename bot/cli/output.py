@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from ..errors import BankError, XiaochengError
+from ..errors import XiaochengError
 
 __all__ = ["fail", "print_errors"]
 
@@ -18,5 +18,6 @@ def print_errors(lines: Iterable[str]) -> int:
 
 
 def fail(exc: XiaochengError) -> int:
-    """Print ``exc`` (each issue of a BankError on its own line); return 1."""
-    return print_errors([str(i) for i in exc.issues] if isinstance(exc, BankError) else [str(exc)])
+    """Print ``exc`` (each issue of an error that lists several on its own line); return 1."""
+    issues = getattr(exc, "issues", None)  # BankError, WorkbookError
+    return print_errors([str(i) for i in issues] if issues is not None else [str(exc)])
