@@ -12,10 +12,42 @@ The app is loaded once in the master before the workers fork, so the FAQ index
 is read once and its memory shared copy-on-write. Each worker opens its own
 query log on first use (its writer thread and connections cannot cross a
 fork) and flushes it when it exits.
+
+Requests gunicorn refuses itself (a request line over ``limit_request_line``,
+4094 bytes; headers over ``limit_request_field_size``; a malformed request or
+chunk) get the API's JSON error body with the security headers, not
+gunicorn's HTML page: gunicorn has no setting for that page, so the workers
+are sync workers whose error writer goes through
+:func:`bot.web.errors.gunicorn_error_page`.
 """
 
 import gc
 import os
+
+from gunicorn.workers.sync import SyncWorker
+
+from bot.web.errors import gunicorn_error_page
+
+
+class _ErrorPageSocket:
+    """The client socket as gunicorn's error page writer sees it: the page becomes JSON."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def sendall(self, data):
+        return self._sock.sendall(gunicorn_error_page(data))
+
+
+class JSONErrorSyncWorker(SyncWorker):
+    """gunicorn's sync worker, answering the requests it refuses with the JSON error body."""
+
+    def handle_error(self, req, client, addr, exc):
+        super().handle_error(req, _ErrorPageSocket(client), addr, exc)
+
 
 wsgi_app = "app:app"
 bind = [os.environ.get("XIAOCHENG_BIND", "127.0.0.1:8000")]
@@ -23,8 +55,9 @@ bind = [os.environ.get("XIAOCHENG_BIND", "127.0.0.1:8000")]
 # on 2 cores bench_load measured 665 req/s with 2 workers, 628 with 3, 535 with 5.
 # One spare worker keeps answering while another rebuilds the index for a reload.
 workers = int(os.environ.get("XIAOCHENG_WORKERS") or min((os.cpu_count() or 1) + 1, 9))
-# Plain sync workers: gthread measured the same CPU per request on 2 cores.
-worker_class = "sync"
+# Plain sync workers (gthread measured the same CPU per request on 2 cores),
+# with JSON error pages.
+worker_class = JSONErrorSyncWorker
 preload_app = True
 timeout = 30
 graceful_timeout = 20

@@ -8,11 +8,18 @@ Two halves, joined only by files in the instance folder:
   service's index file, and then writes the *marker* (``index.pkl.version``,
   replaced atomically) naming that snapshot. A bank with errors is refused
   with every error listed, and nothing is written.
+- Every snapshot ends with a *manifest* (``MANIFEST.json``: the size and
+  sha256 of each of its files), written last. A snapshot is used only after
+  :func:`verify_snapshot` has checked every file against it: a truncated or
+  damaged file makes the reload fail with an error naming it (the snapshot is
+  moved aside, so the next reload builds it again), and the service's index
+  is written only from bytes that matched the manifest.
 - A :class:`Watcher` in each worker process reads the marker at most once per
   check interval. When it names a bank version other than the one the worker
   serves, a background thread loads the snapshot while requests keep being
   answered by the old engine, then swaps the new one in with one assignment.
-  A load that fails is logged and the old engine keeps serving.
+  A load that fails (a damaged snapshot included) is logged once and the old
+  engine keeps serving.
 
 Workers load the snapshot, not the FAQ folder: curators may go on editing
 the folder (even leave a broken file there) while the workers load, and every
@@ -64,6 +71,7 @@ __all__ = [
     "marker_path",
     "read_marker",
     "rebuild",
+    "verify_snapshot",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +79,9 @@ log = logging.getLogger(__name__)
 #: Snapshots kept beside the index; older ones are deleted by the next rebuild.
 KEEP_SNAPSHOTS = 3
 _SNAPSHOTS = "reloads"
+#: The file of a snapshot that lists the size and sha256 of every other file.
+MANIFEST = "MANIFEST.json"
+_MANIFEST_FORMAT = 1
 _CHANGED_MEANWHILE = "the bank changed while it was being reloaded; run the reload again"
 
 
@@ -108,6 +119,9 @@ class ReloadResult:
     built: bool = False  # False: a snapshot of this very bank existed already
     snapshot: Path | None = None  # the folder the workers load the bank from
     seconds: float = 0.0
+    # True: refused because files of the service (a snapshot, the index) are damaged
+    # or cannot be written, not because of the bank.
+    damaged: bool = False
     # The engine built on the way, for the calling process to serve at once.
     bot: Bot | None = field(default=None, repr=False, compare=False)
 
@@ -163,6 +177,12 @@ def _replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None
         raise
 
 
+def _write_synced(fh: BinaryIO, data: bytes) -> None:
+    fh.write(data)
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
 def _write_marker(index_path: Path, bank: Bank, version: str, snapshot: Path) -> None:
     data = {
         "version": version,
@@ -173,6 +193,85 @@ def _write_marker(index_path: Path, bank: Bank, version: str, snapshot: Path) ->
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     _replace_atomically(marker_path(index_path), lambda fh: fh.write(json.dumps(data).encode()))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        return _sha256(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _write_manifest(snapshot: Path) -> None:
+    """List every file of ``snapshot`` with its size and sha256; the snapshot's last write."""
+    files = {
+        p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p.read_bytes())}
+        for p in sorted(snapshot.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    data = json.dumps({"format": _MANIFEST_FORMAT, "files": files}, indent=1).encode()
+    _replace_atomically(snapshot / MANIFEST, lambda fh: fh.write(data))
+
+
+def _damaged(path: Path, why: str) -> IndexArtifactError:
+    return IndexArtifactError(f"{shown_path(path)}: 快照文件已损坏（{why}），不能使用")
+
+
+def verify_snapshot(snapshot: str | os.PathLike[str]) -> dict[str, bytes]:
+    """Check every file of ``snapshot`` against its manifest; return the files' bytes.
+
+    Raises IndexArtifactError naming the first file that is missing, of
+    another size or another sha256 than the manifest says, or the manifest
+    itself when it is missing or unreadable.
+    """
+    snapshot = Path(snapshot)
+    manifest = snapshot / MANIFEST
+    if not snapshot.is_dir():
+        raise IndexArtifactError(f"{shown_path(snapshot)}: 快照文件夹不存在，不能使用")
+    try:
+        data = json.loads(manifest.read_bytes())
+        files = data["files"]
+        if data.get("format") != _MANIFEST_FORMAT or not isinstance(files, dict) or not files:
+            raise ValueError
+        expected = {str(k): (int(v["bytes"]), str(v["sha256"])) for k, v in files.items()}
+    except FileNotFoundError:
+        raise _damaged(manifest, "缺少校验清单") from None
+    except OSError as exc:
+        raise _damaged(manifest, f"无法读取：{exc.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise _damaged(manifest, "校验清单无法识别") from None
+    contents: dict[str, bytes] = {}
+    for name, (size, digest) in expected.items():
+        path = snapshot / name
+        if Path(name).name != name:
+            raise _damaged(manifest, "校验清单无法识别")
+        try:
+            body = path.read_bytes()
+        except FileNotFoundError:
+            raise _damaged(path, "文件缺失") from None
+        except OSError as exc:
+            raise _damaged(path, f"无法读取：{exc.strerror}") from None
+        if len(body) != size:
+            raise _damaged(path, f"应为 {size} 字节，实为 {len(body)} 字节")
+        if _sha256(body) != digest:
+            raise _damaged(path, "sha256 校验和不符")
+        contents[name] = body
+    return contents
+
+
+def _set_aside(snapshot: Path) -> Path:
+    """Move a damaged snapshot out of the way (kept for inspection); return where it went."""
+    aside = snapshot.with_name(f".damaged-{snapshot.name}-{time.strftime('%Y%m%d%H%M%S')}")
+    try:
+        snapshot.rename(aside)
+    except OSError:
+        shutil.rmtree(snapshot, ignore_errors=True)
+        return snapshot
+    return aside
 
 
 @contextlib.contextmanager
@@ -204,7 +303,16 @@ def _snapshot(
     """
     version = bank_version(bank)
     target = snapshots / version[:16]
-    if _is_current(target / "index.pkl", bank.digest):
+    if (target / MANIFEST).is_file() and _is_current(target / "index.pkl", bank.digest):
+        try:
+            verify_snapshot(target)
+        except IndexArtifactError as exc:
+            aside = _set_aside(target)
+            log.error("hot reload: %s; moved to %s", exc, shown_path(aside))
+            raise IndexArtifactError(
+                f"{exc}；本次重新加载未发布，服务继续使用原题库。"
+                f"已把该快照移到 {shown_path(aside)} 备查，再次重新加载会重新生成"
+            ) from None
         os.utime(target)  # the most recently published is the last to be pruned
         return target, None
     snapshots.mkdir(parents=True, exist_ok=True)
@@ -223,7 +331,8 @@ def _snapshot(
             raise BankError([BankIssue(shown_path(faq_dir), None, _CHANGED_MEANWHILE)])
         pipeline = pipeline_for(copy, cache_dir=cache_dir)
         index = build_index(copy, pipeline)
-        index.save(target / "index.pkl")  # complete from here on
+        index.save(target / "index.pkl")
+        _write_manifest(target)  # complete from here on
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
@@ -278,19 +387,20 @@ def rebuild(
             snapshot, bot = _snapshot(
                 faq_dir, snapshots, bank, Path(cache_dir or index_path.parent)
             )
-            if not _is_current(index_path, bank.digest):
-                data = (snapshot / "index.pkl").read_bytes()
-                _replace_atomically(index_path, lambda fh: fh.write(data))
+            # Only bytes that match the manifest become the service's index.
+            data = verify_snapshot(snapshot)["index.pkl"]
+            if _file_sha256(index_path) != _sha256(data):
+                _replace_atomically(index_path, lambda fh: _write_synced(fh, data))
             rows = int(Index.read_meta(snapshot / "index.pkl").get("rows", 0))
             _write_marker(index_path, bank, version, snapshot)
             _prune(snapshots, snapshot)
     except BankError as exc:
         return ReloadResult(errors=tuple(str(issue) for issue in exc.issues))
     except IndexArtifactError as exc:
-        return ReloadResult(errors=(str(exc),))
+        return ReloadResult(errors=(str(exc),), damaged=True)
     except OSError as exc:
         where = shown_path(exc.filename) if exc.filename else shown_path(index_path)
-        return ReloadResult(errors=(f"{where}: {exc.strerror}",))
+        return ReloadResult(errors=(f"{where}: {exc.strerror}",), damaged=True)
     return ReloadResult(
         version=version,
         previous=previous.version if previous else None,
@@ -419,6 +529,7 @@ class Watcher:
     def _load(self, marker: Marker) -> bool:
         start = time.perf_counter()
         try:
+            verify_snapshot(marker.snapshot)
             bot = Bot.load(
                 marker.snapshot,
                 index_path=marker.index_path,

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import test_admin as admin_tests
 from flask import Flask
 from gunicorn_server import children, gunicorn, wait_for
 
-from bot.bank import load_bank
+import bot.reload as reload_module
+from bot.bank import load_bank, shown_path
 from bot.cli.main import reload_main
 from bot.match.index import Index
 from bot.reload import (
@@ -137,7 +139,7 @@ def test_rebuild_snapshots_indexes_and_publishes_a_changed_bank(
     assert marker.snapshot == second.snapshot == index.parent / "reloads" / second.version[:16]
     snapshot = _files(marker.snapshot)
     assert {name: snapshot[name] for name in _files(faq_dir)} == _files(faq_dir)
-    assert set(snapshot) - set(_files(faq_dir)) == {"index.pkl"}
+    assert set(snapshot) - set(_files(faq_dir)) == {"index.pkl", "MANIFEST.json"}
     assert Index.read_meta(marker.index_path)["digest"] == bank.digest
     assert index.read_bytes() == snapshot["index.pkl"]  # a restart finds the index current
     assert second.bot is not None and second.bot.ask(DOG_Q).faq_id == "dog-leash"
@@ -238,6 +240,160 @@ def test_reload_command_prints_every_error_and_exits_1(
         + "nothing was reloaded: the service keeps its previous bank\n"
     )
     assert not operator_env.exists() and not marker_path(operator_env).exists()
+
+
+# --- damaged snapshots ---------------------------------------------------------------
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _zero(path: Path) -> None:
+    """Zero 64 bytes in the middle: same size, header intact."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = [
+    ("index.pkl", _truncate, "应为 {size} 字节，实为 {half} 字节"),
+    ("index.pkl", _zero, "sha256 校验和不符"),
+    ("street.yaml", _zero, "sha256 校验和不符"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "why"), DAMAGES, ids=["truncated-index", "zeroed-index", "zeroed-yaml"]
+)
+def test_rebuild_refuses_a_damaged_snapshot_and_keeps_the_live_index(
+    faq_dir: Path,
+    tmp_path: Path,
+    jieba_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name,
+    damage,
+    why,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    index = Path("instance") / "index.pkl"
+    first = rebuild(faq_dir, index, cache_dir=jieba_cache)
+    assert first.ok and first.snapshot is not None
+    live, marker = index.read_bytes(), marker_path(index).read_bytes()
+    damaged = first.snapshot / name
+    size = damaged.stat().st_size
+    damage(damaged)
+
+    result = rebuild(faq_dir, index, cache_dir=jieba_cache)  # the same bank: its snapshot
+
+    assert not result.ok and result.damaged and result.bot is None
+    shown = f"instance/reloads/{first.version[:16]}/{name}"
+    assert result.errors[0].startswith(
+        f"{shown}: 快照文件已损坏（{why.format(size=size, half=size // 2)}），不能使用；"
+        "本次重新加载未发布，服务继续使用原题库。已把该快照移到 instance/reloads/.damaged-"
+    )
+    assert index.read_bytes() == live  # never copied over the live index
+    assert marker_path(index).read_bytes() == marker  # nothing published
+    assert not first.snapshot.exists()
+    assert len(list(first.snapshot.parent.glob(f".damaged-{first.snapshot.name}-*"))) == 1
+
+    again = rebuild(faq_dir, index, cache_dir=jieba_cache)  # builds the snapshot anew
+    assert again.ok and again.built and again.snapshot == first.snapshot
+    assert index.read_bytes() == (first.snapshot / "index.pkl").read_bytes()
+
+
+def test_a_snapshot_damaged_before_the_copy_never_reaches_the_live_index(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes copied to the live index are the verified ones, whatever the moment."""
+    index = tmp_path / "instance" / "index.pkl"
+    assert rebuild(faq_dir, index, cache_dir=jieba_cache).ok
+    live = index.read_bytes()
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    real_write_manifest = reload_module._write_manifest
+
+    def write_then_damage(snapshot: Path) -> None:
+        real_write_manifest(snapshot)
+        _truncate(snapshot / "index.pkl")  # a disk fault between the build and the copy
+
+    monkeypatch.setattr(reload_module, "_write_manifest", write_then_damage)
+    result = rebuild(faq_dir, index, cache_dir=jieba_cache)
+    assert not result.ok and result.damaged
+    assert "index.pkl: 快照文件已损坏（应为" in result.errors[0]
+    assert index.read_bytes() == live
+    assert read_marker(index) is not None and read_marker(index).version != bank_version(
+        load_bank(faq_dir)
+    )
+
+
+def test_reload_command_names_the_damaged_file_and_exits_1(operator_env: Path, capsys) -> None:
+    assert reload_main([]) == 0
+    marker = read_marker(operator_env)
+    assert marker is not None
+    live = operator_env.read_bytes()
+    _zero(marker.index_path)
+    capsys.readouterr()
+
+    assert reload_main([]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert lines[0].startswith(
+        f"Error: instance/reloads/{marker.version[:16]}/index.pkl: "
+        "快照文件已损坏（sha256 校验和不符），不能使用；本次重新加载未发布"
+    )
+    assert lines[1:] == ["nothing was reloaded: the service keeps its previous bank"]
+    assert operator_env.read_bytes() == live
+
+
+def test_console_reload_of_a_damaged_snapshot_is_a_500_naming_the_file(
+    make_app, faq_dir: Path
+) -> None:
+    app = make_app(ADMIN_PASSWORD_HASH=admin_tests.HASH, ADMIN_LOGIN_DELAY_S=0)
+    client = admin_tests.logged_in(app)
+    token = admin_tests.token_of(client.get("/admin/bank").text)
+    first = rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"])
+    assert first.snapshot is not None
+    _truncate(first.snapshot / "index.pkl")
+
+    response = client.post(
+        "/admin/reload", headers={"X-CSRF-Token": token, "Accept": "application/json"}
+    )
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["ok"] is False and len(body["errors"]) == 1
+    assert f"{first.snapshot.name}/index.pkl: 快照文件已损坏（应为" in body["errors"][0]
+    response = client.post("/admin/reload", data={"csrf_token": token})
+    assert response.status_code == 200  # moved aside the first time: built anew
+    assert "题库已重新加载：5 条问答" in response.text
+
+
+def test_a_worker_seeing_a_damaged_snapshot_keeps_its_bank_and_says_so_once(
+    make_app, faq_dir: Path, caplog
+) -> None:
+    app = make_app()
+    client = app.test_client()
+    serving = app.extensions["xiaocheng"].bot
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    with watcher(app)._check_lock:  # no check while the reload publishes and the disk fails
+        published = rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"])
+        assert published.snapshot is not None
+        _zero(published.snapshot / "index.pkl")
+
+    with caplog.at_level(logging.WARNING, logger="bot.reload"):
+        for _ in range(6):  # over 1 s: several checks of the marker
+            assert _faq_id(client) != "dog-leash"
+            watcher(app).wait(60)
+            time.sleep(0.25)
+    assert app.extensions["xiaocheng"].bot is serving
+    assert [r.getMessage() for r in caplog.records if r.name == "bot.reload"] == [
+        f"hot reload: process {os.getpid()} keeps its current bank, cannot switch to version "
+        f"{published.version[:12]}: {shown_path(published.snapshot / 'index.pkl')}: "
+        "快照文件已损坏（sha256 校验和不符），不能使用"
+    ]
 
 
 # --- one app: the watcher -------------------------------------------------------------
@@ -355,7 +511,7 @@ def test_a_failed_load_keeps_the_old_bank_until_the_next_reload(
     assert app.extensions["xiaocheng"].bot is serving
     assert [r.getMessage() for r in caplog.records if r.name == "bot.reload"] == [
         f"hot reload: process {os.getpid()} keeps its current bank, cannot switch to "
-        f"version {published.version[:12]}: {published.snapshot}: FAQ folder not found"
+        f"version {published.version[:12]}: {published.snapshot}: 快照文件夹不存在，不能使用"
     ]
     time.sleep(0.2)
     assert _faq_id(client) != "dog-leash"
@@ -519,3 +675,63 @@ def test_reload_under_load_fails_no_request_and_reaches_every_worker(
         assert {r.faq_id for r in mine if r.at < published} - {"dog-leash"}
         first_new = min(r.at for r in mine if r.faq_id == "dog-leash")
         assert {r.faq_id for r in mine if r.at > first_new + 0.2} == {"dog-leash"}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_gunicorn_workers_refuse_a_damaged_snapshot_once_and_keep_answering(
+    faq_dir: Path, tmp_path: Path, jieba_cache: Path
+) -> None:
+    instance = tmp_path / "instance"
+    settings = {
+        "INSTANCE_PATH": str(instance),
+        "FAQ_DIR": str(faq_dir),
+        "CACHE_DIR": str(jieba_cache),
+        "RATELIMIT_ENABLED": "false",
+        "RELOAD_CHECK_INTERVAL_S": "0.2",
+    }
+    # The damaged snapshot is made elsewhere and published whole: no worker can load it first.
+    (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+    elsewhere = tmp_path / "elsewhere" / "index.pkl"
+    made = rebuild(faq_dir, elsewhere, cache_dir=jieba_cache)
+    assert made.ok and made.snapshot is not None
+    (faq_dir / "dogs.yaml").unlink()
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(log_path, settings=settings, app="test_reload:tagged_app()") as (port, proc):
+        workers = children(proc.pid)
+        live = (instance / "index.pkl").read_bytes()
+        snapshot = instance / "reloads" / made.snapshot.name
+        shutil.copytree(made.snapshot, snapshot)
+        _truncate(snapshot / "index.pkl")
+        shutil.copyfile(marker_path(elsewhere), marker_path(instance / "index.pkl"))
+        with _Load(port, threads=3, max_requests=600) as load:
+            wait_for(lambda: len(load.snapshot()) + len(load.failures) >= 600, 60, "600 replies")
+        replies = load.snapshot()
+        assert load.failures == []
+        assert {r.pid for r in replies} == workers
+        assert {r.faq_id for r in replies if r.q == DOG_Q} - {"dog-leash"}
+        assert "dog-leash" not in {r.faq_id for r in replies}
+        assert (instance / "index.pkl").read_bytes() == live
+
+        # An operator's reload of that bank is refused and names the file; the next one works.
+        (faq_dir / "dogs.yaml").write_text(DOGS_YAML, "utf-8")
+        refused = rebuild(faq_dir, instance / "index.pkl", cache_dir=jieba_cache)
+        assert not refused.ok and refused.damaged
+        assert f"{snapshot}/index.pkl: 快照文件已损坏（应为" in refused.errors[0]
+        assert (instance / "index.pkl").read_bytes() == live
+        assert rebuild(faq_dir, instance / "index.pkl", cache_dir=jieba_cache).built
+        with _Load(port, threads=3, max_requests=10_000) as load:
+            wait_for(
+                lambda: {r.pid for r in load.snapshot() if r.faq_id == "dog-leash"} >= workers,
+                25,
+                "every worker to switch",
+            )
+        assert load.failures == []
+        assert children(proc.pid) == workers
+    output = log_path.read_text("utf-8", "replace")
+    refusals = [line for line in output.splitlines() if "keeps its current bank" in line]
+    assert len(refusals) == len(workers), output  # once per worker, not per request
+    assert all("index.pkl: 快照文件已损坏（应为" in line for line in refusals)
+    assert "Traceback" not in output
+    print(
+        f"damaged snapshot under gunicorn: {len(replies)} asks, all 200; {len(refusals)} log lines"
+    )

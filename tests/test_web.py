@@ -185,6 +185,51 @@ def test_ask_rejects_a_body_that_is_not_a_json_object(web, body):
     }
 
 
+_NESTED_ARRAYS = '{"q": ' + "[" * 1000 + "]" * 1000 + "}"
+_NESTED_OBJECTS = '{"q": "违建", "x": ' + '{"a": ' * 500 + "1" + "}" * 500 + "}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _NESTED_ARRAYS,
+        _NESTED_OBJECTS,
+        "[" * 4000,  # unbalanced
+        '{"q": "违建", "n": 1e400}',
+        '{"q": "违建", "n": NaN}',
+        '{"q": "违建", "n": -Infinity}',
+        '{"q": "违建", "q": "占道经营"}',
+    ],
+    ids=["nested-arrays", "nested-objects", "brackets", "huge-float", "nan", "infinity", "dup"],
+)
+def test_ask_refuses_hostile_json_as_bad_json(web, body):
+    assert len(body.encode()) < 4096  # within the body limit: refused by the parser
+    response = web.post("/api/ask", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert _error(response) == {
+        "code": "bad_json",
+        "message": "请求内容无法识别，请刷新页面后重试。",
+    }
+
+
+def test_nesting_up_to_the_documented_depth_is_parsed(web):
+    document = web.get("/api/openapi.json").get_json()
+    assert "nested deeper than 16" in json.dumps(document, ensure_ascii=False)
+    inner = "[" * 15 + "]" * 15  # depth 16 with the object around it
+    body = '{"q": "违章搭建怎么举报", "extra": ' + inner + ', "s": "[[[[[[[[[[[[[[[[[[[["}'
+    response = web.post("/api/ask", data=body, content_type="application/json")
+    assert response.status_code == 200
+    too_deep = '{"q": "违章搭建怎么举报", "extra": ' + "[" * 16 + "]" * 16 + "}"
+    response = web.post("/api/ask", data=too_deep, content_type="application/json")
+    assert _error(response)["code"] == "bad_json"
+
+
+def test_feedback_refuses_nested_json_as_bad_json(web):
+    response = web.post("/api/feedback", data=_NESTED_ARRAYS, content_type="application/json")
+    assert response.status_code == 400
+    assert _error(response)["code"] == "bad_json"
+
+
 @pytest.mark.parametrize(
     "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
 )

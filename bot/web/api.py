@@ -4,17 +4,27 @@ Every ask is answered by the engine the :class:`bot.web.Service` holds at that
 moment and logged once in the query log. Input is checked here, at the edge:
 anything a visitor's browser could send wrongly gets a 4xx JSON error with a
 Chinese message, never a 500.
+
+Request bodies are parsed by :class:`StrictJSONProvider` (the app's JSON
+provider): strict UTF-8, at most :data:`JSON_MAX_DEPTH` nested arrays or
+objects (checked before parsing, so a 2 KB body of brackets cannot exhaust the
+stack), no ``NaN``/``Infinity`` literals or numbers too large for a double,
+no duplicate keys. Whatever breaks one of these is the 400 ``bad_json`` error.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import UnknownQuery
 from bot.match.engine import clean_text
@@ -23,13 +33,77 @@ from bot.web.errors import WebError
 from bot.web.openapi import openapi_document
 from bot.web.service import Service, get_service
 
-__all__ = ["init_app"]
+__all__ = ["JSON_MAX_DEPTH", "StrictJSONProvider", "init_app", "strict_loads"]
+
+#: The deepest nesting of arrays and objects a request body may have; the API's
+#: bodies are flat objects (depth 1).
+JSON_MAX_DEPTH = 16
 
 _SESSION_MAX_CHARS = 64
 _FAQ_ID_MAX_CHARS = 128
 # Query ids are positive integers below 2**63, sent as decimal strings.
 _QUERY_ID = re.compile(r"[1-9][0-9]{0,18}")
 _BAD_REQUEST = "请求内容有误，请刷新页面后重试。"
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether ``text`` nests arrays and objects deeper than ``limit`` (strings skipped)."""
+    if text.count("[") + text.count("{") <= limit:
+        return False  # the usual body: no need to look closer
+    depth = 0
+    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if m.group() in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def strict_loads(data: str | bytes | bytearray, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """Parse a request body as strict JSON; raise ValueError for anything hostile or unclear."""
+    text = (
+        data if isinstance(data, str) else bytes(data).decode("utf-8")
+    )  # UnicodeError: ValueError
+    if _json_depth_exceeds(text, max_depth):
+        raise ValueError(f"nested deeper than {max_depth}")
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError:  # not reachable within max_depth; never a 500 all the same
+        raise ValueError("nested too deeply") from None
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider with :func:`strict_loads` for what clients send."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strict_loads(s)
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:
@@ -42,6 +116,7 @@ def init_app(app: Flask, limiter: Limiter) -> None:
             return view
         return limiter.limit(lambda: cfg[setting], methods=["POST"])(view)
 
+    app.before_request(_refuse_long_streamed_body)
     app.add_url_rule("/api/ask", "ask", limited(ask, "RATELIMIT_ASK"), methods=["POST"])
     app.add_url_rule("/api/suggest", "suggest", suggest)
     app.add_url_rule("/api/faq/<faq_id>", "faq", faq)
@@ -56,7 +131,27 @@ def init_app(app: Flask, limiter: Limiter) -> None:
         max_comment_chars=cfg["MAX_COMMENT_CHARS"],
         max_content_length=cfg["MAX_CONTENT_LENGTH"],
         suggest_limit=cfg["SUGGEST_LIMIT"],
+        json_max_depth=JSON_MAX_DEPTH,
     )
+
+
+def _refuse_long_streamed_body() -> None:
+    """Answer 413 to a chunked body longer than MAX_CONTENT_LENGTH.
+
+    Werkzeug stops reading such a body at the limit and hands the view the
+    first MAX_CONTENT_LENGTH bytes, which would be judged (wrongly) as bad
+    JSON; one more byte from the server's stream tells whether it went on.
+    """
+    limit = request.max_content_length
+    if (
+        limit is None
+        or request.content_length is not None
+        or "wsgi.input_terminated" not in request.environ
+        or request.method not in ("POST", "PUT", "PATCH")
+    ):
+        return
+    if len(request.get_data(cache=True)) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _json_body() -> dict[str, Any]:

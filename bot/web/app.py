@@ -43,6 +43,7 @@ def create_app(
     instance.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, instance_path=str(instance), static_folder=None)
     app.config.update(load_settings(instance, test_config))
+    app.json = api.StrictJSONProvider(app)  # request bodies: bounded depth, no NaN, ...
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
 

@@ -9,16 +9,32 @@ here too. One set of handlers picks the answer by where the request went:
 - ``/api/...`` and ``/healthz``: the JSON body ``{"error": {"code", "message"}}``
   the widget shows (the API contract);
 - anywhere else: Werkzeug's own page for HTTP errors, the JSON apology for 500.
+
+Requests gunicorn refuses before the app sees them (a URL over
+``limit_request_line``, too many or too large headers, a malformed request
+line or chunk) would get gunicorn's bare HTML page; :func:`gunicorn_error_page`
+turns that page into the same JSON body with the security headers
+(``gunicorn.conf.py`` wires it into the workers).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-__all__ = ["WebError", "add_page", "error_response", "init_app", "wants_json"]
+from bot.web.headers import SECURITY_HEADERS
+
+__all__ = [
+    "WebError",
+    "add_page",
+    "error_response",
+    "gunicorn_error_page",
+    "init_app",
+    "wants_json",
+]
 
 _PAGES = "xiaocheng_error_pages"
 _DEFAULT_MESSAGE = "请求未能完成，请稍后再试。"
@@ -33,8 +49,10 @@ _HTTP_ERRORS: dict[int, tuple[str, str, str | None]] = {
     404: ("not_found", "您访问的接口不存在。", "您访问的页面不存在。"),
     405: ("method_not_allowed", "不支持这种请求方式。", "不支持这种请求方式。"),
     413: ("payload_too_large", "提交的内容太长了，请精简后再试。", "提交的内容太长了。"),
+    414: ("uri_too_long", "请求的网址太长了，请缩短后再试。", "请求的网址太长了。"),
     415: ("unsupported_media_type", "请求格式不正确，请刷新页面后重试。", None),
     429: ("rate_limited", "您的提问太频繁了，请稍等一会儿再试。", "登录尝试过于频繁，请稍后再试。"),
+    431: ("headers_too_large", "请求头太大了，请清除本站 Cookie 后重试。", None),
 }
 _INTERNAL_ERROR = ("internal_error", "抱歉，小城暂时出了点问题，请稍后再试。")
 
@@ -129,3 +147,32 @@ def _internal_error(e: InternalServerError) -> Response:
         return _page_response(render, 500, "http_500", _DEFAULT_MESSAGE)
     code, message = _INTERNAL_ERROR
     return error_response(500, code, message)
+
+
+def gunicorn_error_page(raw: bytes) -> bytes:
+    """Rewrite the HTTP response gunicorn writes for a request it refused as our JSON error.
+
+    ``raw`` is gunicorn's whole response (status line, headers, HTML page);
+    the status is kept, the page becomes ``{"error": {"code", "message"}}``
+    with the security headers. Anything unexpected is returned unchanged.
+    """
+    head, _, _ = raw.partition(b"\r\n")
+    parts = head.split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return raw
+    status = int(parts[1])
+    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    if status >= 500:
+        code, message = _INTERNAL_ERROR
+    else:
+        code, message, _ = _HTTP_ERRORS.get(status, ("bad_request", _DEFAULT_MESSAGE, None))
+    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False).encode()
+    headers = {
+        "Connection": "close",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "Cache-Control": "no-store",
+        **SECURITY_HEADERS,
+    }
+    lines = [f"HTTP/1.1 {status} {reason}".rstrip()] + [f"{k}: {v}" for k, v in headers.items()]
+    return "\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body

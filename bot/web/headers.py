@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Flask, Response, current_app, request
 
-__all__ = ["init_app"]
+__all__ = ["SECURITY_HEADERS", "init_app"]
 
-_SECURITY_HEADERS = {
+SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
         "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
@@ -34,7 +34,7 @@ def _add_security_headers(response: Response) -> Response:
     response, and Werkzeug's per-header lookups raise and catch KeyError when absent)."""
     present = {name.lower() for name, _ in response.headers.items()}
     response.headers.extend(
-        [(name, value) for name, value in _SECURITY_HEADERS.items() if name.lower() not in present]
+        [(name, value) for name, value in SECURITY_HEADERS.items() if name.lower() not in present]
     )
     return response
 

@@ -19,7 +19,12 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def openapi_document(
-    *, max_question_chars: int, max_comment_chars: int, max_content_length: int, suggest_limit: int
+    *,
+    max_question_chars: int,
+    max_comment_chars: int,
+    max_content_length: int,
+    suggest_limit: int,
+    json_max_depth: int,
 ) -> dict[str, Any]:
     """Return the OpenAPI document for the limits this service enforces."""
     faq_id = {"type": "string", "pattern": "^[a-z0-9-]+$", "examples": ["illegal-building-report"]}
@@ -174,9 +179,14 @@ def openapi_document(
     }
     bad_request = _json(
         _ref("Error"),
-        "Invalid input (empty or too long question, wrong types, body that is not a JSON object).",
+        "Invalid input (empty or too long question, wrong types, body that is not a JSON "
+        "object). A body that is not strict JSON is `bad_json`: invalid UTF-8, arrays or "
+        f"objects nested deeper than {json_max_depth}, `NaN`/`Infinity`, numbers beyond a "
+        "double, or a key given twice.",
     )
-    too_large = _json(_ref("Error"), f"The body is larger than {max_content_length} bytes.")
+    too_large = _json(
+        _ref("Error"), f"The body is larger than {max_content_length} bytes (chunked bodies too)."
+    )
     wrong_type = _json(_ref("Error"), "The body is not sent as application/json.")
     limited = _json(_ref("Error"), "Too many requests from this client; see Retry-After.")
     paths: dict[str, Any] = {

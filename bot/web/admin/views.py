@@ -602,11 +602,12 @@ def bank() -> str:
 def reload() -> ResponseReturnValue:
     """Validate the bank folder and serve it if it has no errors (``POST /admin/reload``).
 
-    A bank with errors is refused with every error listed (422); the bank
-    served before goes on being served.
+    A bank with errors is refused with every error listed (422), damaged files
+    of the service (a snapshot failing its checksum) with the file named (500);
+    the bank served before goes on being served.
     """
     result = reload_bank(current_app)
-    status = 200 if result.ok else 422
+    status = 200 if result.ok else 500 if result.damaged else 422
     if result.ok:
         current_app.logger.info("admin: bank reloaded, version %s", result.version[:12])
     else:
