@@ -42,7 +42,7 @@ __all__ = [
 SMALLTALK = "闲聊"
 
 # Files in the bank folder that are not FAQ files.
-EXTRA_FILES = ("site.yaml", "synonyms.yaml", "outside.yaml", "thresholds.yaml")
+EXTRA_FILES = ("site.yaml", "synonyms.yaml", "outside.yaml", "thresholds.yaml", "review.yaml")
 DICT_FILE = "dict.txt"
 
 ENTRY_KEYS = (
@@ -55,6 +55,7 @@ ENTRY_KEYS = (
     "related",
     "basis",
     "reviewed",
+    "reviewer",
     "links",
 )
 FILE_KEYS = ("category", "faqs")
@@ -80,6 +81,7 @@ class Faq:
     related: tuple[str, ...] = ()
     basis: tuple[str, ...] = ()
     reviewed: dt.date | None = None
+    reviewer: str = ""  # who did the review that set `reviewed`, if recorded
     links: tuple[Link, ...] = ()
     path: str = ""
     line: int = 0
@@ -607,6 +609,7 @@ def _load_entry(
         related=related,
         basis=basis,
         reviewed=reviewed,
+        reviewer=_text(entry.get("reviewer")) or "",
         links=links,
         path=shown,
         line=line,

@@ -806,3 +806,15 @@ def test_clusters_csv(app, analyst):
     assert float(rows[3][7]) >= 0.4
     assert all(re.fullmatch(rf"{day} \d\d:\d\d", r[3]) for r in rows[1:])
     assert "13812345678" not in text
+
+
+def test_bank_page_lists_the_entries_due_for_review(make_app, faq_dir, tmp_path):
+    (faq_dir / "review.yaml").write_text("max_age_days: 100000\n", encoding="utf-8")
+    app = make_app(FAQ_DIR=str(faq_dir), INDEX_PATH=str(tmp_path / "own-index.pkl"))
+    page = logged_in(app).get("/admin/bank").text
+    assert "超过 100000 天未复核" in page
+    # building-report was reviewed on 2026-11-01; building-demolish never was.
+    assert (
+        "<code>building-demolish</code></td><td>违法建筑会被强制拆除吗？</td><td>从未复核" in page
+    )
+    assert "<code>building-report</code>" not in page

@@ -64,6 +64,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from bot.analysis.clusters import CHINA_TIME, csv_cell, to_csv_rows
 from bot.analysis.report import unanswered_clusters
 from bot.config import ConfigError
+from bot.errors import BankError
+from bot.quality.lint import ReviewRules, due_for_review, review_rules
 from bot.querylog import REPLY_TYPES
 from bot.reload import bank_version
 from bot.web import errors
@@ -586,11 +588,18 @@ def _when(moment: datetime | None, *, seconds: bool = False) -> str:
 
 def _bank_status() -> dict[str, Any]:
     bot = get_service().bot
+    try:
+        rules = review_rules(current_app.config["FAQ_DIR"])
+    except BankError:
+        rules = ReviewRules()  # the reload reports the file's errors
+    today = datetime.now(CHINA_TIME).date()
     return {
         "faqs": len(bot.bank.faqs),
         "categories": len(bot.topics()),
         "version": bank_version(bot.bank)[:12],
         "faq_dir": current_app.config["FAQ_DIR"],
+        "review_days": rules.max_age_days,
+        "due": due_for_review(bot.bank, review_days=rules.max_age_days, today=today),
     }
 
 
