@@ -136,7 +136,7 @@ class _Probe(threading.Thread):
 # (seconds on a busy machine) are paid once, outside the measured reloads.
 _RELOADER = """
 import sys
-from bot.reload import reload_main
+from bot.cli.main import reload_main
 for _ in sys.stdin:
     reload_main([])
     print("END", flush=True)

@@ -1,4 +1,4 @@
-"""``python -m bot``: see bot/cli.py."""
+"""``python -m bot``: see :mod:`bot.cli.main`."""
 
 from .cli import main
 

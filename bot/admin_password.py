@@ -1,6 +1,8 @@
-"""``python -m bot.admin_password``: see :mod:`bot.cli.admin_password`."""
+"""``python -m bot.admin_password``: the same as ``python -m bot admin-password``."""
 
-from bot.cli.admin_password import main
+import sys
+
+from bot.cli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main(["admin-password", *sys.argv[1:]]))

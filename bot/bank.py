@@ -25,7 +25,20 @@ import yaml
 from .errors import BankError, BankIssue
 from .site import DEFAULT_SITE, placeholders
 
-__all__ = ["Bank", "Faq", "Link", "OutsideTopic", "load_bank", "bank_files", "shown_path"]
+__all__ = [
+    "SMALLTALK",
+    "Bank",
+    "Faq",
+    "Link",
+    "OutsideTopic",
+    "load_bank",
+    "bank_files",
+    "shown_path",
+]
+
+#: The category of small talk (greetings, thanks): answered, but never suggested,
+#: listed among the categories or asked for keywords and related questions.
+SMALLTALK = "闲聊"
 
 # Files in the bank folder that are not FAQ files.
 EXTRA_FILES = ("site.yaml", "synonyms.yaml", "outside.yaml", "thresholds.yaml")

@@ -20,12 +20,14 @@ import os
 import secrets
 import tomllib
 from collections.abc import Mapping
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from bot.errors import XiaochengError
 
 __all__ = [
+    "CHINA_TIME",
     "DEFAULTS",
     "DEFAULT_INSTANCE_PATH",
     "ENV_PREFIX",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "XIAOCHENG_"
+#: The bureau's time zone: days in the console and the report are China-time days.
+CHINA_TIME = timezone(timedelta(hours=8), "CST")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = _REPO_ROOT / "instance"
 _CONFIG_FILE = "config.toml"
@@ -66,6 +70,10 @@ DEFAULTS: dict[str, Any] = {
     "SUGGEST_LIMIT": 8,
     # How often (seconds) each worker looks for a bank published by a reload.
     "RELOAD_CHECK_INTERVAL_S": 1.0,
+    # python -m bot fit: the highest wrong-answer rate and rate of out-of-remit
+    # questions answered the fitted thresholds may give on the 'fit' half.
+    "FIT_MAX_WRONG": 0.02,
+    "FIT_MAX_OUT_ANSWERED": 0.03,
     "HOT_LIMIT": 6,
     # Seconds browsers may cache the widget's static files and the read-only API.
     "STATIC_MAX_AGE": 300,

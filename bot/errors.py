@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "BankError",
+    "BankIssue",
+    "IndexArtifactError",
+    "QueryLogError",
+    "UnknownQuery",
+    "XiaochengError",
+]
+
 
 class XiaochengError(Exception):
     """Base class of every error this package raises on purpose."""

@@ -27,13 +27,12 @@ created is ignored (that marker predates the bank the app loaded at start).
 A worker only swaps in the version the marker names at that moment, so no
 worker goes back to an older bank.
 
-This module never imports Flask; :mod:`bot.web_reload` wires the watcher into
+This module never imports Flask; `bot.web.reload` wires the watcher into
 the web app.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -41,24 +40,22 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from .bank import DICT_FILE, Bank, load_bank, shown_path
-from .config import ConfigError, instance_path, load_settings
+from .config import DEFAULTS
 from .errors import BankError, BankIssue, IndexArtifactError, XiaochengError
 from .match.engine import Bot, build_index, pipeline_for
 from .match.index import Index, stale_reason
 
 __all__ = [
-    "DEFAULT_CHECK_INTERVAL_S",
     "KEEP_SNAPSHOTS",
     "Marker",
     "ReloadResult",
@@ -67,13 +64,10 @@ __all__ = [
     "marker_path",
     "read_marker",
     "rebuild",
-    "reload_main",
 ]
 
 log = logging.getLogger(__name__)
 
-#: How often, at most, a worker looks at the marker (seconds).
-DEFAULT_CHECK_INTERVAL_S = 1.0
 #: Snapshots kept beside the index; older ones are deleted by the next rebuild.
 KEEP_SNAPSHOTS = 3
 _SNAPSHOTS = "reloads"
@@ -325,7 +319,7 @@ class Watcher:
         index_path: str | os.PathLike[str],
         *,
         cache_dir: str | os.PathLike[str] | None = None,
-        check_interval: float = DEFAULT_CHECK_INTERVAL_S,
+        check_interval: float = DEFAULTS["RELOAD_CHECK_INTERVAL_S"],
         baseline: str | None = None,
     ) -> None:
         self.service = service
@@ -458,68 +452,3 @@ class Watcher:
             marker.version[:12],
             reason,
         )
-
-
-# --- command line --------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``python -m bot reload``."""
-    parser.add_argument(
-        "--faq", default=None, metavar="DIR", help="FAQ bank folder (default: the FAQ_DIR setting)"
-    )
-    parser.add_argument(
-        "--index",
-        default=None,
-        metavar="PATH",
-        help="index file the service reads (default: the INDEX_PATH setting)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Rebuild for the service's instance folder and print the outcome; 1 if refused."""
-    try:
-        settings = load_settings(instance_path())
-    except ConfigError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    faq_dir = args.faq or settings["FAQ_DIR"]
-    index_path = Path(args.index or settings["INDEX_PATH"])
-    result = rebuild(faq_dir, index_path, cache_dir=settings.get("CACHE_DIR"))
-    if not result.ok:
-        for line in result.errors:
-            print(f"Error: {line}", file=sys.stderr)
-        print("nothing was reloaded: the service keeps its previous bank", file=sys.stderr)
-        return 1
-    was = "unchanged" if result.previous == result.version else f"was {_short(result.previous)}"
-    print(
-        f"bank: {result.faqs} FAQs, {result.rows} questions and alternates "
-        f"(version {_short(result.version)}, {was})"
-    )
-    snapshot = shown_path(result.snapshot or index_path.parent)
-    if result.built:
-        print(f"index: built in {result.seconds:.2f} s into {snapshot}")
-    else:
-        print(f"index: {snapshot} is current, reused")
-    interval = float(settings.get("RELOAD_CHECK_INTERVAL_S", DEFAULT_CHECK_INTERVAL_S))
-    print(f"running workers switch to it on their next request (checked every {interval:g} s)")
-    return 0
-
-
-def _short(version: str | None) -> str:
-    return version[:12] if version else "none"
-
-
-def reload_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bot.reload [--faq DIR] [--index PATH]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bot reload",
-        description="Validate the bank, rebuild the index and let the running service "
-        "switch to it without a restart.",
-    )
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(reload_main())

@@ -6,6 +6,9 @@ import re
 
 # Defaults for a bank folder that ships no site.yaml. A real deployment sets
 # every one of these in faq/site.yaml.
+__all__ = ["DEFAULT_SITE", "placeholders", "render"]
+
+
 DEFAULT_SITE: dict[str, str] = {
     "city_name": "本市",
     "bureau_name": "城市管理行政执法局",

@@ -180,3 +180,48 @@ def test_operator_commands_are_reached_through_python_m_bot(faq_dir: Path, tmp_p
         "Error: faq/street.yaml:8: entry 'Night': id must be lowercase a-z, 0-9 and '-'",
         "nothing was reloaded: the service keeps its previous bank",
     ]
+
+
+def test_ask_index_without_faq_serves_the_bank_beside_it(faq_dir: Path, tmp_path: Path) -> None:
+    index = faq_dir / "index.pkl"  # a bank folder with its index, as a reload snapshot has
+    assert run("train.py", "--faq", str(faq_dir), "--index", str(index), cwd=ROOT).returncode == 0
+    out = run("-m", "bot", "ask", "夜市太吵", "--json", "--index", str(index), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["faq"]["id"] == "night-market"
+
+
+def test_ask_index_without_faq_says_which_option_is_missing(faq_dir: Path, tmp_path: Path) -> None:
+    index = tmp_path / "elsewhere" / "idx.pkl"
+    assert run("train.py", "--faq", str(faq_dir), "--index", str(index), cwd=ROOT).returncode == 0
+    out = run("-m", "bot", "ask", "夜市太吵", "--index", str(index), cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"Error: {index} was built from another FAQ bank than ")
+    assert "pass the folder it was built from with --faq DIR" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(faq_dir: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "questions.txt"
+    questions.write_text("夜市太吵了\n" * 2000, encoding="utf-8")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "XIAOCHENG_INSTANCE_PATH": str(tmp_path),
+    }
+    with questions.open("rb") as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "ask", "--jsonl", "--faq", str(faq_dir)],
+            cwd=tmp_path,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()  # like head -1
+        stderr = proc.stderr.read().decode()
+        proc.stderr.close()
+        proc.wait(timeout=120)
+    assert json.loads(first)["faq"]["id"] == "night-market"
+    assert stderr == ""

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot import Bot
+from bot.bank import load_bank
 from bot.errors import BankError
 from bot.quality.evaluate import FALLBACK, evaluate
-from bot.quality.messages import load_messages, message_key
+from bot.quality.messages import DEFAULT_LABELS, DEFAULT_MESSAGES, load_messages, message_key
 
 KNOWN = {"building-report", "building-demolish", "vendor-report", "night-market"}
 TITLES = [
@@ -89,3 +90,13 @@ def test_evaluate_counts_any_accepted_id_and_gaps(tmp_path: Path) -> None:
     reply = bot.ask(TITLES[0])
     assert report.top1 == (reply.candidates[0]["id"] in {"building-demolish", "building-report"})
     assert report.gap_answered == (bot.ask(TITLES[3]).type == "answer")
+
+
+def test_shipped_labels_load_against_the_shared_titles() -> None:
+    """Every label names a bank entry and a title of the shared data set beside the clone."""
+    bank = load_bank(Path(__file__).parent.parent / "faq")
+    items = load_messages(DEFAULT_LABELS, DEFAULT_MESSAGES, known_ids=set(bank.by_id))
+    in_remit = [i for i in items if i.id != FALLBACK or i.gap]
+    assert len(in_remit) >= 250
+    assert sum(i.id == FALLBACK and not i.gap for i in items) >= 600
+    assert {i.half for i in items} == {"fit", "test"}

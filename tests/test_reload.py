@@ -18,6 +18,7 @@ from flask import Flask
 from gunicorn_server import children, gunicorn, wait_for
 
 from bot.bank import load_bank
+from bot.cli.main import reload_main
 from bot.match.index import Index
 from bot.reload import (
     KEEP_SNAPSHOTS,
@@ -25,7 +26,6 @@ from bot.reload import (
     marker_path,
     read_marker,
     rebuild,
-    reload_main,
 )
 from bot.web import create_app
 from bot.web.reload import init_app, reload_bank, watcher

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from werkzeug.security import check_password_hash
 
-from bot.analysis.report import parse_since, purge_main, report_main
+from bot.analysis.report import parse_since
+from bot.cli.main import purge_main, report_main
 from bot.querylog import QueryLog
 from bot.web import create_app
 

@@ -19,20 +19,29 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import numpy as np
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from bot.config import CHINA_TIME
 from bot.querylog.masking import TOKENS, mask
 
-__all__ = ["CHINA_TIME", "Cluster", "Nearest", "cluster", "csv_cell", "render_text", "to_csv_rows"]
+__all__ = [
+    "CHINA_TIME",
+    "Cluster",
+    "Nearest",
+    "cluster",
+    "csv_cell",
+    "render_text",
+    "to_csv_rows",
+    "with_nearest",
+]
 
-CHINA_TIME = timezone(timedelta(hours=8), "CST")
 _MAX_EXAMPLES = 5
 _CHUNK = 256  # rows compared to the leaders at a time: bounds memory for large inputs
 
@@ -134,7 +143,6 @@ def cluster(
             questions.update(it.questions)
         examples = tuple(q for q, _ in questions.most_common(_MAX_EXAMPLES))
         seen = [t for it in group for t in (it.first_seen, it.last_seen) if t is not None]
-        near = _nearest(nearest, examples[0]) if nearest else None
         clusters.append(
             Cluster(
                 count=sum(it.count for it in group),
@@ -142,12 +150,43 @@ def cluster(
                 examples=examples,
                 first_seen=min(seen, default=None),
                 last_seen=max(seen, default=None),
+                nearest=None,
+                suggest_alternates=False,
+            )
+        )
+    clusters.sort(key=lambda c: (-c.count, -_timestamp(c.last_seen), c.examples))
+    if nearest is None:
+        return clusters
+    return with_nearest(clusters, nearest, alternate_min_score=alternate_min_score)
+
+
+def with_nearest(
+    clusters: Sequence[Cluster],
+    find: Callable[[str], Any],
+    *,
+    alternate_min_score: float = 0.4,
+    limit: int | None = None,
+) -> list[Cluster]:
+    """The clusters with their nearest FAQ: ``find(question)`` for the first ``limit``
+    clusters (None: all), called with each one's most asked question.
+
+    ``find`` returns a mapping or object with ``id``, ``question`` and ``score``
+    (e.g. an engine candidate), or None. From ``alternate_min_score`` the
+    cluster's questions are proposed as alternates of that FAQ, below it as a
+    new entry. Clusters past ``limit`` keep ``nearest=None``.
+    """
+    shown = clusters if limit is None else clusters[:limit]
+    found = []
+    for c in shown:
+        near = _nearest(find, c.examples[0])
+        found.append(
+            replace(
+                c,
                 nearest=near,
                 suggest_alternates=near is not None and near.score >= alternate_min_score,
             )
         )
-    clusters.sort(key=lambda c: (-c.count, -_timestamp(c.last_seen), c.examples))
-    return clusters
+    return found + list(clusters[len(shown) :])
 
 
 def render_text(

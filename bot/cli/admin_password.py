@@ -1,4 +1,5 @@
-"""Make the analyst console's password hash: ``python -m bot.admin_password``.
+"""Make the analyst console's password hash: ``python -m bot admin-password``
+(``python -m bot.admin_password`` too).
 
 Asks for the password twice (without echo) and prints the line to put in
 ``instance/config.toml``::
@@ -14,11 +15,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Sequence
+from typing import Any
 
 from werkzeug.security import generate_password_hash
 
-__all__ = ["MIN_LENGTH", "hash_line", "main"]
+from ..errors import XiaochengError
+
+__all__ = ["MIN_LENGTH", "hash_line", "register"]
 
 MIN_LENGTH = 10
 
@@ -28,29 +31,28 @@ def hash_line(password: str) -> str:
     return f'ADMIN_PASSWORD_HASH = "{generate_password_hash(password)}"'
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot.admin_password",
-        description="Print the ADMIN_PASSWORD_HASH line for instance/config.toml.",
-    )
-    parser.add_argument(
-        "--stdin", action="store_true", help="read the password from the first line of stdin"
-    )
-    args = parser.parse_args(argv)
+def cmd_admin_password(args: argparse.Namespace) -> int:
     if args.stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = getpass.getpass("后台密码 / password: ")
         again = getpass.getpass("再输入一次 / again: ")
         if password != again:
-            print("Error: the two passwords differ", file=sys.stderr)
-            return 1
+            raise XiaochengError("the two passwords differ")
     if len(password) < MIN_LENGTH:
-        print(f"Error: the password needs at least {MIN_LENGTH} characters", file=sys.stderr)
-        return 1
+        raise XiaochengError(f"the password needs at least {MIN_LENGTH} characters")
     print(hash_line(password))
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def register(sub: Any) -> None:
+    """Add admin-password to the subcommands ``sub``."""
+    p = sub.add_parser(
+        "admin-password",
+        help="print the analyst console's ADMIN_PASSWORD_HASH line",
+        description="Print the ADMIN_PASSWORD_HASH line for instance/config.toml.",
+    )
+    p.add_argument(
+        "--stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    p.set_defaults(func=cmd_admin_password)

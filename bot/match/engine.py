@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bank import Bank, Faq, load_bank
+from ..bank import SMALLTALK, Bank, Faq, load_bank
+from ..config import DEFAULTS
 from ..errors import IndexArtifactError
 from ..site import render
-from .hints import SMALLTALK, Hints
+from .followup import FollowUp
+from .hints import Hints
 from .index import Index, IndexSettings
 from .matcher import Candidate, Decision, Matcher, MatcherConfig
 from .remit import REMIT_FILE, Remit
 from .text import MAX_CHARS, Prepared, TextPipeline
 
-__all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR"]
+__all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR", "clean_text"]
+
+_LINE_BREAKS = re.compile("[\t\n\r]+")
 
 log = logging.getLogger(__name__)
 
-DEFAULT_FAQ_DIR = Path(__file__).resolve().parents[2] / "faq"
+DEFAULT_FAQ_DIR = Path(DEFAULTS["FAQ_DIR"])  # the shipped faq/ (bot.config owns the paths)
 
 MSG_CLARIFY = "您是不是想问："
 MSG_HINTS = "抱歉，我没有找到完全对应的答案。您可以看看下面这些相关问题，或通过人工渠道咨询："
@@ -89,6 +94,7 @@ class Bot:
         self.index = index
         self.matcher = Matcher(index, MatcherConfig.from_mapping(bank.thresholds))
         self.hints = Hints(bank, pipeline)
+        self.followup = FollowUp(bank, pipeline, index, self.matcher)
         self.site = bank.site
         self._faq_json = [self._render(f) for f in bank.faqs]
         self._pos = {f.id: i for i, f in enumerate(bank.faqs)}
@@ -142,8 +148,13 @@ class Bot:
 
     # --- asking ------------------------------------------------------------------
 
-    def ask(self, q: str) -> Reply:
-        """Answer, clarify or fall back for the visitor's question ``q``."""
+    def ask(self, q: str, *, context: str | None = None) -> Reply:
+        """Answer, clarify or fall back for the visitor's question ``q``.
+
+        ``context`` is the id of the FAQ answered just before; a turn that
+        depends on it (那罚多少钱) is read with it (bot/match/followup.py). An unknown
+        id is ignored.
+        """
         q = _clean(q)
         p = self.pipeline.prepare(q)
         if not p.text:
@@ -151,6 +162,10 @@ class Bot:
         cands = self.matcher.rank(p)
         outside = self.is_outside(q, p)
         decision = self.matcher.decide(p, cands, outside=outside)
+        prev = self._pos.get(context) if isinstance(context, str) else None
+        if prev is not None:
+            decision = self.followup.resolve(p, cands, decision, prev, outside=outside)
+            cands = decision.candidates
         if decision.type == "answer":
             return self._answer(q, p, decision.score, cands[0].pos, cands)
         if decision.type == "clarify":
@@ -299,13 +314,19 @@ def _clean(q: str) -> str:
     """Drop control characters and cap the length; the text is otherwise kept as typed."""
     if not isinstance(q, str):
         q = str(q)
-    q = q[: MAX_CHARS * 4]
-    q = "".join(
-        " " if ch in "\t\n\r" else ch
-        for ch in q
-        if ch in "\t\n\r" or unicodedata.category(ch)[0] != "C"
-    )
-    return q.strip()[:MAX_CHARS]
+    return clean_text(q[: MAX_CHARS * 4])[:MAX_CHARS]
+
+
+def clean_text(text: str) -> str:
+    """Turn tabs and line breaks into spaces, drop other control characters, trim.
+
+    "Control" is every Unicode category C: C0/C1 controls, format characters such
+    as zero-width spaces and bidi overrides, lone surrogates (which JSON can carry
+    but UTF-8 cannot store), private-use and unassigned code points. The one
+    cleaner of visitor text: the web API applies it to every field it reads.
+    """
+    text = _LINE_BREAKS.sub(" ", text)
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
 
 
 def pipeline_for(bank: Bank, *, cache_dir: str | os.PathLike[str] | None = None) -> TextPipeline:

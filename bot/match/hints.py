@@ -11,12 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..bank import Bank, OutsideTopic
+from ..bank import SMALLTALK, Bank, OutsideTopic
 from .text import Prepared, TextPipeline
 
 __all__ = ["Hints", "Hint"]
-
-SMALLTALK = "闲聊"
 
 
 @dataclass(frozen=True)

@@ -228,8 +228,8 @@ def fit_thresholds(
     bot: Bot,
     items: list[Labelled],
     *,
-    max_wrong: float = 0.03,
-    max_out_answered: float = 0.05,
+    max_wrong: float,
+    max_out_answered: float,
     wrong_cost: float = 4.0,
 ) -> dict[str, Any]:
     """Fit the calibration curve and the answer / clarify thresholds on ``items``.

@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from ..bank import Bank
+from ..bank import SMALLTALK, Bank
 from ..match.engine import Bot
-from ..match.hints import SMALLTALK
 from .evaluate import self_retrieval
 
 __all__ = ["lint", "REVIEW_DAYS"]

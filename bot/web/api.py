@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -18,19 +17,19 @@ from flask import Flask, Response, current_app, jsonify, request
 from flask_limiter import Limiter
 
 from bot.errors import UnknownQuery
+from bot.match.engine import clean_text
 from bot.querylog.masking import mask
 from bot.web.errors import WebError
 from bot.web.openapi import openapi_document
 from bot.web.service import Service, get_service
 
-__all__ = ["clean_text", "init_app"]
+__all__ = ["init_app"]
 
 _SESSION_MAX_CHARS = 64
 _FAQ_ID_MAX_CHARS = 128
 # Query ids are positive integers below 2**63, sent as decimal strings.
 _QUERY_ID = re.compile(r"[1-9][0-9]{0,18}")
 _BAD_REQUEST = "请求内容有误，请刷新页面后重试。"
-_LINE_BREAKS = re.compile("[\t\n\r]+")
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:
@@ -58,17 +57,6 @@ def init_app(app: Flask, limiter: Limiter) -> None:
         max_content_length=cfg["MAX_CONTENT_LENGTH"],
         suggest_limit=cfg["SUGGEST_LIMIT"],
     )
-
-
-def clean_text(text: str) -> str:
-    """Turn tabs and line breaks into spaces, drop other control characters, trim.
-
-    "Control" is every Unicode category C: C0/C1 controls, format characters such
-    as zero-width spaces and bidi overrides, lone surrogates (which JSON can carry
-    but UTF-8 cannot store), private-use and unassigned code points.
-    """
-    text = _LINE_BREAKS.sub(" ", text)
-    return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()
 
 
 def _json_body() -> dict[str, Any]:

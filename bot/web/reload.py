@@ -19,7 +19,7 @@ import threading
 
 from flask import Flask, current_app
 
-from bot.reload import DEFAULT_CHECK_INTERVAL_S, ReloadResult, Watcher, rebuild
+from bot.reload import ReloadResult, Watcher, rebuild
 from bot.web.service import get_service
 
 __all__ = ["init_app", "reload_bank", "watcher"]
@@ -49,9 +49,7 @@ class _ProcessWatcher:
                     get_service(self._app),
                     cfg["INDEX_PATH"],
                     cache_dir=cfg.get("CACHE_DIR"),
-                    check_interval=float(
-                        cfg.get("RELOAD_CHECK_INTERVAL_S", DEFAULT_CHECK_INTERVAL_S)
-                    ),
+                    check_interval=float(cfg["RELOAD_CHECK_INTERVAL_S"]),
                     baseline=self._baseline,
                 )
                 self._pid = os.getpid()

@@ -18,9 +18,9 @@ client address (``ADMIN_LOGIN_RATELIMIT``).
 
 Pages. Dates in the filters are China-time days, ``from`` and ``to`` both
 included (default: the last 30 days); ``type`` is a reply type or empty for
-all. Charts are inline SVG from :mod:`bot.admin_charts`; the pages carry no
+all. Charts are inline SVG from :mod:`bot.web.admin.charts`; the pages carry no
 inline script or style, as the Content-Security-Policy demands. Every text
-shown or exported was masked by the query log (:mod:`bot.masking`).
+shown or exported was masked by the query log (:mod:`bot.querylog.masking`).
 """
 
 from __future__ import annotations
