@@ -126,7 +126,9 @@ _PLACE_NOUNS = frozenset(
 _NOUNISH = frozenset({"n", "ng", "nr", "nrt", "nrfg", "ns", "nt", "nz", "x", "j", "eng", "g", "zg"})
 _UNITS = frozenset({"号", "栋", "幢", "单元", "室", "楼", "层", "组", "期", "号楼", "弄"})
 _NUMBER = re.compile(r"^[0-9一二三四五六七八九十百零两]+$")
-_ADDRESS_UNIT = re.compile(r"^[0-9一二三四五六七八九十百零两]+(号|栋|幢|单元|室|楼|层|组|期|区|号楼)?$")
+_ADDRESS_UNIT = re.compile(
+    r"^[0-9一二三四五六七八九十百零两]+(号|栋|幢|单元|室|楼|层|组|期|区|号楼)?$"
+)
 
 # Request and complaint frames and fillers: they wrap the matter, they are not it.
 FRAMES: tuple[str, ...] = (
@@ -154,6 +156,8 @@ FRAMES: tuple[str, ...] = (
     "答复",
 )
 
+_FRAME_RE = re.compile("|".join(sorted(map(re.escape, FRAMES), key=len, reverse=True)))
+
 
 class Clerk:
     """Takes place names, addresses, frames and fillers out of a normalised text."""
@@ -180,6 +184,9 @@ class Clerk:
         return "".join(self._clause(c) for c in clauses if c.strip())
 
     def _clause(self, clause: str) -> str:
+        if self.frames:
+            # A frame may be inside one jieba word (强烈要求): cut it out of the text first.
+            clause = _FRAME_RE.sub("", clause)
         pairs = [(w, f) for w, f in self._pos.lcut(clause.strip()) if w.strip()]
         drop = [False] * len(pairs)
         for i, (word, flag) in enumerate(pairs):
@@ -191,7 +198,7 @@ class Clerk:
                 if after in _UNITS:
                     drop[i] = drop[i + 1] = True
                     continue
-            if word in self.keep:
+            if word in self.keep or self._holds_kept(word):
                 continue
             if self.names and flag in _NAME_TAGS and len(word) > 1:
                 drop[i] = True
@@ -214,3 +221,10 @@ class Clerk:
                 if word not in self.keep and j < i - 1:
                     drop[i] = True  # the place noun went with its name
         return "".join(w for (w, _), d in zip(pairs, drop, strict=True) if not d)
+
+    def _holds_kept(self, word: str) -> bool:
+        """Whether a bank word of two or more characters is part of ``word`` (交警大队: 交警)."""
+        n = len(word)
+        return n > 2 and any(
+            word[i : i + k] in self.keep for k in range(2, n) for i in range(n - k + 1)
+        )

@@ -89,7 +89,7 @@ class Bot:
         # one (faq/remit.json), else the keywords of faq/outside.yaml.
         self.remit = remit if remit is not None and remit.fitted else None
         self.remit_outside = float(bank.thresholds.get("remit_outside", 0.9))
-        self.remit_keyword = float(bank.thresholds.get("remit_keyword", 0.2))
+        self.remit_keyword = float(bank.thresholds.get("remit_keyword", 0.0))
         self.pipeline = pipeline
         self.index = index
         self.matcher = Matcher(index, MatcherConfig.from_mapping(bank.thresholds))

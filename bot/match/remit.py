@@ -67,9 +67,7 @@ class Remit:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     @classmethod
-    def fit(
-        cls, inside: Iterable[str], outside: Iterable[str], *, c: float = 4.0
-    ) -> Remit:
+    def fit(cls, inside: Iterable[str], outside: Iterable[str], *, c: float = 4.0) -> Remit:
         """Fit on texts in the remit and texts for other agencies (classes balanced)."""
         import numpy as np
         import scipy.sparse as sp

@@ -208,11 +208,6 @@ def self_retrieval(bot: Bot) -> tuple[int, list[tuple[str, str, str | None]]]:
     return total, failures
 
 
-def _group(item: Labelled) -> str:
-    """Which development set a question comes from: real messages carry their half."""
-    return "real" if item.split else "bank"
-
-
 @dataclass(frozen=True)
 class _Scored:
     """One labelled question as the fit sees it."""
@@ -244,7 +239,6 @@ def fit_thresholds(
     out-of-remit questions than twice the cap.
     """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     scored = []
     for item in items:
@@ -260,59 +254,30 @@ def fit_thresholds(
     y = np.array([s.right for s in scored], dtype=int)
     if len(set(y.tolist())) < 2:
         raise ValueError("the labelled questions need both right and wrong top-1 results to fit")
-    # Each development set (bank-style questions, real messages) weighs the
-    # same in the curve and has its own error caps: the thousands of
-    # other-agency messages must not drown the bank-style questions.
-    groups = [_group(item) for item in items]
-    sizes = {g: groups.count(g) for g in set(groups)}
-    weights = np.array([len(groups) / (len(sizes) * sizes[g]) for g in groups])
-
-    def curve() -> Any:
-        return LogisticRegression(C=100.0, max_iter=1000)
-
-    model = curve().fit(x, y, sample_weight=weights)
-    # Thresholds are chosen on out-of-fold probabilities, so they are not
-    # tuned to a curve that has seen the very question it scores.
-    folds = min(5, int(min(np.bincount(y))))
-    if folds >= 2:
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=0)
-        probs = np.zeros(len(y))
-        for train, held in splitter.split(x, y):
-            fold = curve().fit(x[train], y[train], sample_weight=weights[train])
-            probs[held] = fold.predict_proba(x[held])[:, 1]
-    else:
-        probs = model.predict_proba(x)[:, 1]
+    model = LogisticRegression(C=100.0, max_iter=1000).fit(x, y)
+    probs = model.predict_proba(x)[:, 1]
     override = bot.matcher.config.outside_override
     answerable = [not s.routed or s.raw >= override for s in scored]
-    by_group: dict[str, list[int]] = {g: [] for g in sizes}
-    for i, g in enumerate(groups):
-        by_group[g].append(i)
-    caps = {}
-    for g, idx in by_group.items():
-        n_in = sum(scored[i].in_remit for i in idx)
-        n_out = len(idx) - n_in
-        caps[g] = (math.ceil(max_wrong * n_in), math.ceil(max_out_answered * n_out), n_in, n_out)
+    n_in = sum(s.in_remit for s in scored)
+    n_out = len(scored) - n_in
+    cap_wrong, cap_out = math.ceil(max_wrong * n_in), math.ceil(max_out_answered * n_out)
 
     best_answer, best_utility = 0.99, -math.inf
     for t in np.arange(0.05, 0.99, 0.01):
-        utility, within = 0.0, True
-        for g, idx in by_group.items():
-            ans = [i for i in idx if probs[i] >= t and answerable[i]]
-            right = sum(scored[i].right for i in ans)
-            wrong = sum(scored[i].in_remit and not scored[i].right for i in ans)
-            out = sum(not scored[i].in_remit for i in ans)
-            cap_wrong, cap_out, n_in, n_out = caps[g]
-            within = within and wrong <= cap_wrong and out <= cap_out
-            utility += (right - wrong_cost * (wrong + out)) / max(n_in + n_out, 1)
-        if within and utility > best_utility:
+        ans = [p >= t and a for p, a in zip(probs, answerable, strict=True)]
+        right = sum(a and s.right for a, s in zip(ans, scored, strict=True))
+        wrong = sum(a and s.in_remit and not s.right for a, s in zip(ans, scored, strict=True))
+        out = sum(a and not s.in_remit for a, s in zip(ans, scored, strict=True))
+        utility = right - wrong_cost * (wrong + out)
+        if wrong <= cap_wrong and out <= cap_out and utility > best_utility:
             best_answer, best_utility = float(t), utility
     best_clarify = best_answer
     for t in np.arange(0.01, best_answer, 0.01):
-        offered = {
-            g: sum(probs[i] >= t and answerable[i] and not scored[i].in_remit for i in idx)
-            for g, idx in by_group.items()
-        }
-        if all(offered[g] <= 2 * caps[g][1] for g in by_group):
+        offered = sum(
+            p >= t and a and not s.in_remit
+            for p, a, s in zip(probs, answerable, scored, strict=True)
+        )
+        if offered <= 2 * cap_out:
             best_clarify = float(t)
             break
     coefs = zip(_COEFS, (float(v) for v in model.coef_[0]), strict=True)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..bank import Bank, load_bank
+from ..bank import SMALLTALK, Bank, load_bank
 from ..match.engine import DEFAULT_FAQ_DIR
-from ..match.hints import SMALLTALK
 from ..match.remit import REMIT_FILE, Remit
 from .evaluate import FALLBACK, Labelled
 from .messages import DEFAULT_LABELS, DEFAULT_MESSAGES, load_messages
