@@ -22,6 +22,7 @@ from .followup import FollowUp
 from .hints import Hints
 from .index import Index, IndexSettings
 from .matcher import Candidate, Decision, Matcher, MatcherConfig
+from .remit import REMIT_FILE, Remit
 from .text import MAX_CHARS, Prepared, TextPipeline
 
 __all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR", "clean_text"]
@@ -42,6 +43,7 @@ MSG_OUTSIDE = (
     "您问的问题可能不属于城市管理执法的职责范围，建议咨询{route}，"
     "或拨打{hotline}政务服务便民热线，由工作人员为您转办。"
 )
+ROUTE_OTHER = "负责这件事的主管部门"
 MSG_EMPTY = "请输入您想咨询的问题，例如“违章搭建怎么举报”。"
 
 
@@ -79,8 +81,15 @@ class Reply:
 class Bot:
     """Answers questions from one validated bank."""
 
-    def __init__(self, bank: Bank, pipeline: TextPipeline, index: Index) -> None:
+    def __init__(
+        self, bank: Bank, pipeline: TextPipeline, index: Index, remit: Remit | None = None
+    ) -> None:
         self.bank = bank
+        # Whether a message is for another agency: the learned model when there is
+        # one (faq/remit.json), else the keywords of faq/outside.yaml.
+        self.remit = remit if remit is not None and remit.fitted else None
+        self.remit_outside = float(bank.thresholds.get("remit_outside", 0.9))
+        self.remit_keyword = float(bank.thresholds.get("remit_keyword", 0.0))
         self.pipeline = pipeline
         self.index = index
         self.matcher = Matcher(index, MatcherConfig.from_mapping(bank.thresholds))
@@ -135,7 +144,7 @@ class Bot:
             index = build_index(bank, pipeline)
             if index_path is not None:
                 index.save(index_path)
-        return cls(bank, pipeline, index)
+        return cls(bank, pipeline, index, Remit.load(Path(faq_dir) / REMIT_FILE))
 
     # --- asking ------------------------------------------------------------------
 
@@ -151,7 +160,7 @@ class Bot:
         if not p.text:
             return self._fallback(q, p, Decision("fallback", 0.0), message=MSG_EMPTY)
         cands = self.matcher.rank(p)
-        outside = self.hints.outside_topic(p) is not None
+        outside = self.is_outside(q, p)
         decision = self.matcher.decide(p, cands, outside=outside)
         prev = self._pos.get(context) if isinstance(context, str) else None
         if prev is not None:
@@ -171,7 +180,20 @@ class Bot:
                 channels=self.channels,
                 normalized=p.text,
             )
-        return self._fallback(q, p, decision)
+        return self._fallback(q, p, decision, outside=outside)
+
+    def is_outside(self, q: str, p: Prepared) -> bool:
+        """Whether ``q`` looks like a message for another agency.
+
+        With the learned model: when it is sure, or when an out-of-remit
+        keyword is found and the model does not find the message clearly
+        in the remit (so 幼儿园侵占小区绿地 is not sent to education).
+        """
+        keyword = self.hints.outside_topic(p) is not None
+        if self.remit is None:
+            return keyword
+        prob = self.remit.outside(q)
+        return prob >= self.remit_outside or (keyword and prob >= self.remit_keyword)
 
     def answer(self, faq_id: str, q: str = "") -> Reply | None:
         """The reply for a chosen FAQ (a clicked chip); None for an unknown id."""
@@ -195,12 +217,20 @@ class Bot:
         )
 
     def _fallback(
-        self, q: str, p: Prepared, decision: Decision, *, message: str | None = None
+        self,
+        q: str,
+        p: Prepared,
+        decision: Decision,
+        *,
+        message: str | None = None,
+        outside: bool | None = None,
     ) -> Reply:
         ranked = [c.pos for c in decision.candidates]
-        hint = self.hints.for_question(p, ranked)
+        hint = self.hints.for_question(p, ranked, outside=outside)
         if message is None:
-            if hint.outside is not None:
+            if outside and hint.outside is None:
+                message = MSG_OUTSIDE.format(route=ROUTE_OTHER, hotline=self.site["hotline"])
+            elif hint.outside is not None:
                 message = MSG_OUTSIDE.format(route=hint.outside.route, hotline=self.site["hotline"])
             elif hint.faq_positions:
                 message = MSG_HINTS
@@ -304,7 +334,11 @@ def pipeline_for(bank: Bank, *, cache_dir: str | os.PathLike[str] | None = None)
     extra = tuple(kw for f in bank.faqs for kw in f.keywords)
     extra += tuple(kw for t in bank.outside for kw in t.keywords)
     return TextPipeline(
-        dict_path=bank.dict_path, synonyms=bank.synonyms, cache_dir=cache_dir, extra_words=extra
+        dict_path=bank.dict_path,
+        synonyms=bank.synonyms,
+        cache_dir=cache_dir,
+        extra_words=extra,
+        bank_texts=tuple(t for f in bank.faqs for t in f.texts),
     )
 
 

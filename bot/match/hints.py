@@ -54,14 +54,22 @@ class Hints:
         found = self._outside_re.search(p.text) if self._outside_re else None
         return self._outside[found.group(0)] if found else None
 
-    def for_question(self, p: Prepared, ranked: list[int], *, limit: int = 5) -> Hint:
+    def for_question(
+        self, p: Prepared, ranked: list[int], *, limit: int = 5, outside: bool | None = None
+    ) -> Hint:
         """Suggest FAQs for ``p``: keyword matches first, then their categories' FAQs.
 
         ``ranked`` is the retrieval order of FAQ positions, used to order ties.
+        ``outside`` is whether the question was judged out of the remit; when
+        None (no learned model), an out-of-remit keyword decides. Either way
+        the keyword names where to send the visitor.
         """
-        outside = self.outside_topic(p)
-        if outside is not None:
-            return Hint((), (), outside)
+        if outside is not False:
+            topic = self.outside_topic(p)
+            if topic is not None:
+                return Hint((), (), topic)
+            if outside:
+                return Hint((), (), None)
         order = {pos: i for i, pos in enumerate(ranked)}
         matched = [key for key in self._keywords if key in p.text]
         direct: dict[int, None] = {}

@@ -20,6 +20,8 @@ import jieba
 from opencc import OpenCC
 from pypinyin import Style, lazy_pinyin
 
+from .clerk import CLAUSE_BREAK, Clerk
+
 __all__ = ["Prepared", "TextPipeline", "normalize", "MAX_CHARS"]
 
 # Longer input is cut before any work is done: no FAQ question is this long.
@@ -71,6 +73,8 @@ class TextPipeline:
         synonyms: dict[str, str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         extra_words: tuple[str, ...] = (),
+        bank_texts: tuple[str, ...] = (),
+        clerk: bool = True,
     ) -> None:
         self.synonyms = dict(synonyms or {})
         self.stopwords = _stopwords()
@@ -90,6 +94,9 @@ class TextPipeline:
         for key in self._homophones:
             sizes = {*self._homophone_sizes.get(key[0], ()), len(key)}
             self._homophone_sizes[key[0]] = tuple(sorted(sizes, reverse=True))
+        # The clerk never takes out a word the bank itself uses.
+        keep = {*domain, *(w for t in bank_texts for w in self.segment(normalize(t)))}
+        self.clerk = Clerk(self._tk, keep) if clerk else None
 
     def segment(self, text: str) -> list[str]:
         """Segment already-normalised text into words, mapping synonyms to canonical words."""
@@ -138,8 +145,17 @@ class TextPipeline:
         return len(piece) > 1 and bool(self._tk.FREQ.get(piece))
 
     def prepare(self, question: str) -> Prepared:
-        """Normalise, fix homophones, segment, map synonyms, drop stop words, add pinyin."""
-        norm = self.fix_homophones(normalize(question))
+        """Normalise, read as a clerk, fix homophones, segment, map synonyms, drop stop words.
+
+        The clerk (:mod:`.clerk`) takes place names, addresses and request
+        frames out, clause by clause; when nothing would be left the
+        normalised text is kept whole.
+        """
+        norm = normalize(question)
+        if self.clerk is not None and norm:
+            clauses = CLAUSE_BREAK.split(question[: MAX_CHARS * 2])
+            norm = normalize(self.clerk.read(normalize(c) for c in clauses)) or norm
+        norm = self.fix_homophones(norm)
         tokens = self.segment(norm)
         text = "".join(t if _CJK.match(t[0]) else f" {t} " for t in tokens)
         text = re.sub(" +", " ", text).strip()

@@ -247,7 +247,7 @@ def fit_thresholds(
         ev = bot.matcher.evidence(p, cands)
         top = bot.bank.faqs[cands[0].pos].id if cands else None
         in_remit = item.id != FALLBACK and not item.gap
-        routed = bot.hints.outside_topic(p) is not None
+        routed = bot.is_outside(item.q, p)
         is_right = in_remit and top in item.accepted
         scored.append(_Scored(ev.raw, ev.vector(), is_right, in_remit, routed))
     x = np.array([s.evidence for s in scored])
