@@ -72,3 +72,24 @@ def test_dev_questions_are_labelled_and_not_copied(bank) -> None:
     assert sum(i.id != FALLBACK for i in items) >= 300
     assert sum(i.id == FALLBACK for i in items) >= 60
     assert [i.q for i in items if i.q in texts] == []
+
+
+def _channel_mentions(reply_message: str, channel: dict[str, str]) -> bool:
+    """Whether a message names a channel: its title, or the number or address it opens."""
+    target = channel["url"].removeprefix("tel:")
+    return channel["title"] in reply_message or target in reply_message
+
+
+def test_no_reply_names_a_channel_twice(bot: Bot, bank) -> None:
+    questions = [f"{kw}怎么办" for topic in bank.outside for kw in topic.keywords]
+    questions += [faq.question for faq in bank.faqs]
+    questions += ["明天会下雨吗", "占道经营罚多少钱，能分期吗", "", "啊"]
+    replies = [bot.ask(q) for q in questions]
+    outside = [r for r in replies if r.type == "fallback" and "职责范围" in r.message]
+    assert len(outside) >= len(bank.outside)  # every out-of-remit topic was reached
+    for reply in replies:
+        titles = [c["title"] for c in reply.channels]
+        urls = [c["url"] for c in reply.channels]
+        assert len(set(titles)) == len(titles) and len(set(urls)) == len(urls), reply.q
+        named = [c for c in reply.channels if _channel_mentions(reply.message, c)]
+        assert not named, (reply.q, reply.message)

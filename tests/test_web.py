@@ -122,6 +122,37 @@ def test_ask_with_unknown_faq_id_matches_the_question(web):
     assert body["score"] < 1.0
 
 
+def test_ask_reads_a_follow_up_with_its_context(web):
+    alone = _ask(web, {"q": "会被拆吗"}).get_json()
+    assert alone["type"] == "clarify"
+    body = _ask(web, {"q": "会被拆吗", "context": {"faq_id": "building-report"}}).get_json()
+    assert (body["type"], body["faq"]["id"]) == ("answer", "building-demolish")
+    # A full question on another topic is answered as if alone.
+    switch = _ask(web, {"q": "门口有人摆地摊", "context": {"faq_id": "building-report"}})
+    assert switch.get_json()["faq"]["id"] == "vendor-report"
+
+
+@pytest.mark.parametrize(
+    "context",
+    [{"faq_id": "gone-since-reload"}, {"faq_id": ""}, {"faq_id": None}, {}, None, {"other": 1}],
+)
+def test_ask_ignores_an_unknown_or_empty_context(web, context):
+    body = _ask(web, {"q": "会被拆吗", "context": context}).get_json()
+    assert body["type"] == "clarify"  # as if alone
+    assert body["query_id"]
+
+
+def test_ask_with_a_context_of_exactly_the_limit_is_accepted(web):
+    response = _ask(web, {"q": "会被拆吗", "context": {"faq_id": "a" * 128}})
+    assert response.status_code == 200
+
+
+def test_ask_with_an_unknown_from_query_id_is_answered(web):
+    response = _ask(web, {"q": "违章搭建怎么举报", "from_query_id": "9223372036854775807"})
+    assert response.status_code == 200
+    assert response.get_json()["faq"]["id"] == "building-report"
+
+
 def test_ask_nonsense_falls_back_with_channels(web):
     body = _ask(web, {"q": "量子计算机的退相干时间"}).get_json()
     assert body["type"] == "fallback"
@@ -157,6 +188,23 @@ def test_question_of_exactly_the_limit_is_accepted(web):
         ({"q": "违建", "session": 7}, "invalid_session", BAD_REQUEST),
         ({"q": "违建", "session": "s" * 65}, "session_too_long", "内容太长了，请精简到64字以内。"),
         ({"q": "违建", "faq_id": True}, "invalid_faq_id", BAD_REQUEST),
+        ({"q": "违建", "context": "building-report"}, "invalid_context", BAD_REQUEST),
+        ({"q": "违建", "context": ["building-report"]}, "invalid_context", BAD_REQUEST),
+        ({"q": "违建", "context": 7}, "invalid_context", BAD_REQUEST),
+        ({"q": "违建", "context": {"faq_id": 7}}, "invalid_context_faq_id", BAD_REQUEST),
+        ({"q": "违建", "context": {"faq_id": ["a"]}}, "invalid_context_faq_id", BAD_REQUEST),
+        ({"q": "违建", "context": {"faq_id": "a" * 129}}, "context_faq_id_too_long", BAD_REQUEST),
+        ({"q": "违建", "from_query_id": 12}, "invalid_from_query_id", BAD_REQUEST),
+        ({"q": "违建", "from_query_id": "abc"}, "invalid_from_query_id", BAD_REQUEST),
+        ({"q": "违建", "from_query_id": "0"}, "invalid_from_query_id", BAD_REQUEST),
+        ({"q": "违建", "from_query_id": "-3"}, "invalid_from_query_id", BAD_REQUEST),
+        ({"q": "违建", "from_query_id": "1" * 20}, "invalid_from_query_id", BAD_REQUEST),
+        (
+            {"q": "违建", "from_query_id": "9223372036854775808"},
+            "invalid_from_query_id",
+            BAD_REQUEST,
+        ),
+        ({"q": "违建", "from_query_id": {"id": "12"}}, "invalid_from_query_id", BAD_REQUEST),
     ],
 )
 def test_ask_rejects_bad_fields(web, payload, code, message):
@@ -283,6 +331,42 @@ def test_every_ask_is_logged_once(app, client):
     assert (rows[ids[4]]["faq_id"], rows[ids[4]]["score"]) == ("building-demolish", 1.0)
 
 
+def test_a_clicked_choice_is_linked_to_the_question_it_answers(app, client):
+    clarify = _ask(client, {"q": "会被拆吗"}).get_json()
+    assert clarify["type"] == "clarify"
+    choice = clarify["suggestions"][0]
+    chosen = _ask(
+        client,
+        {"q": choice["question"], "faq_id": choice["id"], "from_query_id": clarify["query_id"]},
+    ).get_json()
+    unknown = _ask(client, {"q": "违建", "from_query_id": "12345"}).get_json()
+    log = app.extensions["xiaocheng"].querylog
+    assert log.flush(timeout=10)
+    rows = {str(row["id"]): row for row in log.queries()}
+    assert str(rows[chosen["query_id"]]["from_query_id"]) == clarify["query_id"]
+    assert rows[clarify["query_id"]]["from_query_id"] is None
+    assert rows[unknown["query_id"]]["from_query_id"] == 12345  # kept as sent, links nothing
+    [learned] = log.learned_wordings()
+    assert (learned["faq_id"], learned["question"], learned["chosen"]) == (
+        choice["id"],
+        "会被拆吗",
+        1,
+    )
+
+
+def test_none_of_these_is_recorded_with_its_reason(app, client):
+    clarify = _ask(client, {"q": "会被拆吗"}).get_json()
+    response = client.post(
+        "/api/feedback",
+        json={"query_id": clarify["query_id"], "helpful": False, "reason": "none_of_these"},
+    )
+    assert response.status_code == 200
+    log = app.extensions["xiaocheng"].querylog
+    assert log.flush(timeout=10)
+    [row] = log.feedback()
+    assert (row["helpful"], row["reason"]) == (False, "none_of_these")
+
+
 def test_feedback_is_recorded(app, client):
     query_id = _ask(client, {"q": "违章搭建怎么举报"}).get_json()["query_id"]
     response = client.post(
@@ -320,6 +404,14 @@ def test_feedback_on_an_unknown_question(web, query_id):
         ({"query_id": "12", "helpful": 1}, "invalid_helpful", BAD_REQUEST),
         ({"query_id": "12"}, "invalid_helpful", BAD_REQUEST),
         ({"query_id": "12", "helpful": True, "comment": 3}, "invalid_comment", BAD_REQUEST),
+        ({"query_id": "12", "helpful": False, "reason": "other"}, "invalid_reason", BAD_REQUEST),
+        ({"query_id": "12", "helpful": False, "reason": 1}, "invalid_reason", BAD_REQUEST),
+        ({"query_id": "12", "helpful": False, "reason": ""}, "invalid_reason", BAD_REQUEST),
+        (
+            {"query_id": "12", "helpful": False, "reason": ["none_of_these"]},
+            "invalid_reason",
+            BAD_REQUEST,
+        ),
         (
             {"query_id": "12", "helpful": True, "comment": "长" * 501},
             "comment_too_long",
@@ -379,6 +471,12 @@ def test_hot(web):
     assert body["greeting"].startswith("您好！我是智能小城")
     assert {"id": "building-report", "question": "如何举报违法建筑？"} in body["questions"]
     assert body["channels"][0] == {"title": "拨打12345政务服务便民热线", "url": "tel:12345"}
+    assert body["limits"] == {"max_question_chars": 200}
+
+
+def test_hot_limits_follow_the_setting(make_app):
+    body = make_app(MAX_QUESTION_CHARS=80).test_client().get("/api/hot").get_json()
+    assert body["limits"] == {"max_question_chars": 80}
 
 
 def test_healthz(web, shared_app):
@@ -603,8 +701,14 @@ def test_openapi_document_is_valid_and_complete(web, shared_app):
             served[path] = sorted(m.lower() for m in rule.methods - {"HEAD", "OPTIONS"})
     documented = {path: sorted(ops) for path, ops in doc["paths"].items()}
     assert documented == served
-    limits = doc["components"]["schemas"]["AskRequest"]["properties"]["q"]
-    assert limits["maxLength"] == 200
+    ask = doc["components"]["schemas"]["AskRequest"]["properties"]
+    assert ask["q"]["maxLength"] == 200
+    assert ask["context"]["properties"]["faq_id"]["maxLength"] == 128
+    assert ask["from_query_id"]["type"] == "string"
+    reason = doc["components"]["schemas"]["FeedbackRequest"]["properties"]["reason"]
+    assert reason["enum"] == ["none_of_these"]
+    hot = web.get("/api/hot").get_json()
+    jsonschema.validate(hot, {**doc, "$ref": "#/components/schemas/Hot"})  # raises
 
 
 def test_bank_loaded_once_and_swappable(app, client, tmp_path):

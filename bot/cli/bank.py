@@ -101,6 +101,29 @@ def _print_reply(reply: dict[str, Any]) -> None:
     print("candidates: " + ", ".join(f"{c['id']} {c['score']:.2f}" for c in reply["candidates"]))
 
 
+def _jsonl_turn(line: str) -> tuple[str, str | None]:
+    """One ``--jsonl`` line as (question, previous FAQ id).
+
+    A line is a plain question, or a JSON object ``{"q": "...", "context":
+    {"faq_id": "..."}}`` (context optional). A line that starts with ``{`` but is
+    not a JSON object with a string ``q`` is a plain question, answered as typed;
+    a context that is not an object with a string ``faq_id`` is ignored, as is an
+    unknown id.
+    """
+    text = line.rstrip("\r\n")
+    if not text.lstrip().startswith("{"):
+        return text, None
+    try:
+        turn = json.loads(text)
+    except ValueError:
+        return text, None
+    if not isinstance(turn, dict) or not isinstance(turn.get("q"), str):
+        return text, None
+    context = turn.get("context")
+    faq_id = context.get("faq_id") if isinstance(context, dict) else None
+    return turn["q"], faq_id if isinstance(faq_id, str) else None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     if args.jsonl == (args.question is not None):
         print("Error: give one question, or --jsonl to read questions from stdin", file=sys.stderr)
@@ -108,7 +131,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     bot = _load_bot(args)
     if args.jsonl:
         for line in sys.stdin:
-            reply = bot.ask(line.rstrip("\r\n")).to_dict()
+            q, context = _jsonl_turn(line)
+            reply = bot.ask(q, context=context).to_dict()
             sys.stdout.write(json.dumps(reply, ensure_ascii=False) + "\n")
             sys.stdout.flush()
         return 0
@@ -231,7 +255,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--jsonl",
         action="store_true",
-        help="read one question per stdin line, write one JSON reply per line",
+        help="read one question per stdin line (plain text, or a JSON object "
+        '{"q": ..., "context": {"faq_id": ...}}), write one JSON reply per line',
     )
     _bank_options(p)
     p.set_defaults(func=cmd_ask)

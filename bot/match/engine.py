@@ -39,9 +39,10 @@ MSG_NOTHING = (
     "抱歉，这个问题我暂时回答不了。您可以换个说法再问一次，或通过下面的人工渠道咨询。"
     "我能回答的问题包括：{topics}。"
 )
+# The human channels follow every fallback, so no message names one of them again.
 MSG_OUTSIDE = (
-    "您问的问题可能不属于城市管理执法的职责范围，建议咨询{route}，"
-    "或拨打{hotline}政务服务便民热线，由工作人员为您转办。"
+    "您问的问题可能不属于城市管理执法的职责范围，建议咨询{route}。"
+    "也可以通过下面的人工渠道咨询，由工作人员为您转办。"
 )
 ROUTE_OTHER = "负责这件事的主管部门"
 MSG_EMPTY = "请输入您想咨询的问题，例如“违章搭建怎么举报”。"
@@ -229,9 +230,9 @@ class Bot:
         hint = self.hints.for_question(p, ranked, outside=outside)
         if message is None:
             if outside and hint.outside is None:
-                message = MSG_OUTSIDE.format(route=ROUTE_OTHER, hotline=self.site["hotline"])
+                message = MSG_OUTSIDE.format(route=ROUTE_OTHER)
             elif hint.outside is not None:
-                message = MSG_OUTSIDE.format(route=hint.outside.route, hotline=self.site["hotline"])
+                message = MSG_OUTSIDE.format(route=hint.outside.route)
             elif hint.faq_positions:
                 message = MSG_HINTS
             else:

@@ -56,9 +56,18 @@ from sqlalchemy.schema import CreateSchema
 from bot.errors import QueryLogError, UnknownQuery
 from bot.querylog.masking import mask
 
-__all__ = ["REPLY_TYPES", "SCHEMA_VERSION", "QueryLog", "QueryLogError", "UnknownQuery"]
+__all__ = [
+    "FEEDBACK_REASONS",
+    "REPLY_TYPES",
+    "SCHEMA_VERSION",
+    "QueryLog",
+    "QueryLogError",
+    "UnknownQuery",
+]
 
 REPLY_TYPES = ("answer", "clarify", "fallback")
+# Why a reply did not help, where the widget knows: 都不是 under a clarify.
+FEEDBACK_REASONS = ("none_of_these",)
 _MAX_CANDIDATES = 5
 _SESSION_CHARS = 32
 _PG_MIGRATION_LOCK = 0x786961_6F6368  # any constant shared by every process
@@ -102,6 +111,9 @@ def _tables(schema: str | None, max_chars: int) -> _Tables:
         sa.Column("candidates", sa.Text, nullable=False),
         sa.Column("session", sa.String(64)),
         sa.Column("latency_ms", sa.Float),
+        # The reply whose chip the visitor clicked (no foreign key: it may still be
+        # queued in another worker, or never have been logged).
+        sa.Column("from_query_id", sa.BigInteger, index=True),
     )  # fmt: skip
     feedback = sa.Table(
         "feedback", metadata,
@@ -111,6 +123,7 @@ def _tables(schema: str | None, max_chars: int) -> _Tables:
         sa.Column("created_at", _UTCDateTime, nullable=False),
         sa.Column("helpful", sa.Boolean, nullable=False),
         sa.Column("comment", sa.String(max_chars)),
+        sa.Column("reason", sa.String(32)),
     )  # fmt: skip
     versions = sa.Table(
         "schema_version", metadata,
@@ -125,10 +138,30 @@ def _create_log_tables(conn: Connection, t: _Tables) -> None:
     t.metadata.create_all(conn, tables=[t.queries, t.feedback])
 
 
+def _add_choice_links(conn: Connection, t: _Tables) -> None:
+    # A database created at version 1 lacks the columns; one created by step 1 of
+    # this code already has them (step 1 creates the tables as defined above).
+    inspector = sa.inspect(conn)
+    for table, column in (
+        (t.queries, t.queries.c.from_query_id),
+        (t.feedback, t.feedback.c.reason),
+    ):
+        present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+        if column.name in present:
+            continue
+        name = conn.dialect.identifier_preparer.format_table(table)
+        ddl = column.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column.name} {ddl}"))
+        for index in table.indexes:
+            if column.name in index.columns:
+                index.create(conn)
+
+
 # Append only; a step never changes once released. A later step that alters a
 # table issues its own DDL here, and the table definitions above follow it.
 _MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, _Tables], None]], ...] = (
     (1, "queries and feedback tables", _create_log_tables),
+    (2, "queries.from_query_id and feedback.reason", _add_choice_links),
 )
 SCHEMA_VERSION = _MIGRATIONS[-1][0]
 
@@ -334,11 +367,13 @@ class QueryLog:
         session: str | None = None,
         latency_ms: float | None = None,
         created_at: datetime | None = None,
+        from_query_id: int | None = None,
     ) -> int:
         """Record one question and its reply; return the new query's id at once.
 
         ``candidates`` are the engine's top candidates (``{"id", "score", ...}``);
         the first five ids and scores are kept. ``session`` is stored hashed.
+        ``from_query_id`` is the reply whose chip led to this question, as sent.
         """
         if reply_type not in REPLY_TYPES:
             raise QueryLogError(
@@ -356,6 +391,7 @@ class QueryLog:
             "candidates": _candidates_json(candidates),
             "session": _session_hash(session),
             "latency_ms": _finite(latency_ms),
+            "from_query_id": from_query_id,
         }
         self._submit("queries", row)
         return query_id
@@ -366,6 +402,7 @@ class QueryLog:
         helpful: bool,
         comment: str | None = None,
         *,
+        reason: str | None = None,
         created_at: datetime | None = None,
     ) -> None:
         """Record a visitor's verdict on the reply to ``query_id``.
@@ -374,6 +411,10 @@ class QueryLog:
         another process may still be in that process's queue, so a missing id is
         looked up again for up to ``feedback_grace_s`` seconds before giving up.
         """
+        if reason is not None and reason not in FEEDBACK_REASONS:
+            raise QueryLogError(
+                f"reason must be one of {', '.join(FEEDBACK_REASONS)}, not {reason!r}"
+            )
         if not self._known(query_id):
             raise UnknownQuery(f"no query with id {query_id} in the log")
         row = {
@@ -382,6 +423,7 @@ class QueryLog:
             "created_at": created_at or _now(),
             "helpful": bool(helpful),
             "comment": self._clean(comment) if comment else None,
+            "reason": reason,
         }
         self._submit("feedback", row)
 
@@ -697,9 +739,11 @@ class QueryLog:
         threshold: float = 0.5,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Questions the bot could not answer well: fallback, clarify, or score below
-        ``threshold``; rows as in :meth:`queries`, newest first."""
-        q = self._t.queries
+        """Questions the bot could not answer well: fallback, clarify, score below
+        ``threshold``, or a reply the visitor found unhelpful (都不是 included); rows
+        as in :meth:`queries`, newest first."""
+        q, fb = self._t.queries, self._t.feedback
+        unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
         stmt = (
             sa.select(q)
             .where(*self._between(q.c.created_at, since, until))
@@ -708,12 +752,66 @@ class QueryLog:
                     q.c.reply_type.in_(["fallback", "clarify"]),
                     q.c.score.is_(None),
                     q.c.score < threshold,
+                    q.c.id.in_(unhelpful),
                 )
             )
             .order_by(q.c.created_at.desc(), q.c.id.desc())
             .limit(limit)
         )
         return self._rows(stmt)
+
+    def learned_wordings(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        low_score: float = 0.5,
+        limit: int | None = 500,
+    ) -> list[dict[str, Any]]:
+        """Visitor questions that ended in an FAQ, candidates for its alternates.
+
+        ``chosen``: how often a question's reply led, by a clicked chip (a later
+        query with ``from_query_id`` pointing to it, answered with an FAQ the
+        question was not already answered with), to that FAQ. ``helpful``: how
+        often the question was answered with the FAQ at a calibrated score below
+        ``low_score`` and the visitor said it helped. Rows ``{"faq_id",
+        "question", "chosen", "helpful", "count"}``, questions masked, grouped by
+        FAQ and question; most ``count`` first. ``since``/``until`` bound the
+        time of the choice or of the answered question.
+        """
+        q, fb = self._t.queries, self._t.feedback
+        parent = q.alias("parent")
+        chosen_n = sa.func.count().label("n")
+        chosen = (
+            sa.select(q.c.faq_id, parent.c.question, chosen_n)
+            .select_from(q.join(parent, q.c.from_query_id == parent.c.id))
+            .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
+            .where(sa.or_(parent.c.faq_id.is_(None), parent.c.faq_id != q.c.faq_id))
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.faq_id, parent.c.question)
+        )
+        helpful_n = sa.func.count(sa.distinct(fb.c.query_id)).label("n")
+        helpful = (
+            sa.select(q.c.faq_id, q.c.question, helpful_n)
+            .select_from(fb.join(q, fb.c.query_id == q.c.id))
+            .where(fb.c.helpful.is_(True), q.c.reply_type == "answer")
+            .where(q.c.faq_id.is_not(None), q.c.score < low_score)
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.faq_id, q.c.question)
+        )
+        counts: dict[tuple[str, str], dict[str, Any]] = {}
+        with self._engine.connect() as conn:
+            for kind, stmt in (("chosen", chosen), ("helpful", helpful)):
+                for faq_id, question, n in conn.execute(stmt):
+                    # Masked again: rules added since the row was written apply too.
+                    key = (faq_id, mask(question))
+                    row = counts.setdefault(
+                        key, {"faq_id": key[0], "question": key[1], "chosen": 0, "helpful": 0}
+                    )
+                    row[kind] += int(n)
+        rows = [{**row, "count": row["chosen"] + row["helpful"]} for row in counts.values()]
+        rows.sort(key=lambda r: (-r["count"], r["faq_id"], r["question"]))
+        return rows if limit is None else rows[:limit]
 
     def feedback(
         self,
@@ -724,7 +822,7 @@ class QueryLog:
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Feedback rows, newest first, each with its question:
-        ``id, query_id, created_at, helpful, comment, question, faq_id``."""
+        ``id, query_id, created_at, helpful, comment, reason, question, faq_id``."""
         q, fb = self._t.queries, self._t.feedback
         stmt = (
             sa.select(fb, q.c.question, q.c.faq_id)

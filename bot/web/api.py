@@ -28,6 +28,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.errors import UnknownQuery
 from bot.match.engine import clean_text
+from bot.querylog import FEEDBACK_REASONS
 from bot.querylog.masking import mask
 from bot.web.errors import WebError
 from bot.web.openapi import openapi_document
@@ -188,12 +189,45 @@ def _question(body: dict[str, Any]) -> str:
     return q
 
 
+def _context(body: dict[str, Any]) -> str | None:
+    """The FAQ answered just before (``"context": {"faq_id": ...}``); an unknown id is
+    left to the engine, which ignores it."""
+    context = body.get("context")
+    if context is None:
+        return None
+    if not isinstance(context, dict):
+        raise WebError(400, "invalid_context", _BAD_REQUEST)
+    faq_id = context.get("faq_id")
+    if faq_id is None:
+        return None
+    if not isinstance(faq_id, str):
+        raise WebError(400, "invalid_context_faq_id", _BAD_REQUEST)
+    faq_id = clean_text(faq_id)
+    if len(faq_id) > _FAQ_ID_MAX_CHARS:
+        raise WebError(400, "context_faq_id_too_long", _BAD_REQUEST)
+    return faq_id or None
+
+
+def _query_id(body: dict[str, Any], field: str, *, required: bool) -> int | None:
+    """A query id sent back as the decimal string a reply gave it."""
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not _QUERY_ID.fullmatch(value) or int(value) >= 2**63:
+        raise WebError(400, f"invalid_{field}", _BAD_REQUEST)
+    return int(value)
+
+
 def ask() -> Response:
-    """Answer one question and log it; ``faq_id`` answers a clicked question chip."""
+    """Answer one question and log it; ``faq_id`` answers a clicked question chip,
+    ``context`` names the previous answer and ``from_query_id`` the reply a clicked
+    chip came from (stored with the question; an id the log lacks is kept as sent)."""
     body = _json_body()
     q = _question(body)
     session = _optional_text(body, "session", _SESSION_MAX_CHARS)
     faq_id = _optional_text(body, "faq_id", _FAQ_ID_MAX_CHARS)
+    context = _context(body)
+    from_query_id = _query_id(body, "from_query_id", required=False)
     service = get_service()
     bot = service.bot
     started = time.perf_counter()
@@ -202,7 +236,7 @@ def ask() -> Response:
     masked = mask(q)
     reply = bot.answer(faq_id, masked) if faq_id is not None else None
     if reply is None:
-        reply = bot.ask(masked)
+        reply = bot.ask(masked, context=context)
     latency_ms = (time.perf_counter() - started) * 1000
     result = reply.to_dict()
     result["q"] = q  # the reply echoes what the visitor typed; nothing stored holds it
@@ -215,6 +249,7 @@ def ask() -> Response:
         candidates=result["candidates"],
         session=session,
         latency_ms=latency_ms,
+        from_query_id=from_query_id,
     )
     # A string: the ids use 63 bits and JavaScript numbers hold 53 exactly.
     result["query_id"] = str(query_id)
@@ -224,15 +259,17 @@ def ask() -> Response:
 def feedback() -> Response:
     """Record whether the reply to ``query_id`` helped the visitor."""
     body = _json_body()
-    query_id = body.get("query_id")
-    if not isinstance(query_id, str) or not _QUERY_ID.fullmatch(query_id) or int(query_id) >= 2**63:
-        raise WebError(400, "invalid_query_id", _BAD_REQUEST)
+    query_id = _query_id(body, "query_id", required=True)
+    assert query_id is not None
     helpful = body.get("helpful")
     if not isinstance(helpful, bool):
         raise WebError(400, "invalid_helpful", _BAD_REQUEST)
     comment = _optional_text(body, "comment", current_app.config["MAX_COMMENT_CHARS"])
+    reason = body.get("reason")
+    if reason is not None and reason not in FEEDBACK_REASONS:
+        raise WebError(400, "invalid_reason", _BAD_REQUEST)
     try:
-        get_service().querylog.log_feedback(int(query_id), helpful, comment)
+        get_service().querylog.log_feedback(query_id, helpful, comment, reason=reason)
     except UnknownQuery:
         raise WebError(404, "query_not_found", "没有找到这次咨询的记录，评价未能提交。") from None
     return jsonify({"ok": True})
@@ -262,8 +299,10 @@ def faq(faq_id: str) -> Response:
 
 
 def hot() -> Response:
-    """The greeting, the popular questions and the human channels."""
-    return _cacheable(get_service().bot.hot(limit=current_app.config["HOT_LIMIT"]))
+    """The greeting, the popular questions, the human channels and the input limits."""
+    payload = get_service().bot.hot(limit=current_app.config["HOT_LIMIT"])
+    payload["limits"] = {"max_question_chars": current_app.config["MAX_QUESTION_CHARS"]}
+    return _cacheable(payload)
 
 
 def _database_reachable(service: Service) -> bool:

@@ -102,6 +102,30 @@ def openapi_document(
                     "description": "Answer this FAQ directly (a clicked question chip). An id "
                     "that no longer exists is ignored and the question is matched as usual.",
                 },
+                "context": {
+                    "type": "object",
+                    "properties": {
+                        "faq_id": {
+                            "type": "string",
+                            "maxLength": 128,
+                            "description": "Id of the FAQ answered just before.",
+                        }
+                    },
+                    "description": "The previous answer, for a follow-up turn (那罚多少钱). "
+                    "The engine uses it only when the turn depends on it; a full question "
+                    "on another topic is answered as if alone. An unknown id is ignored. "
+                    "Not an object, or faq_id not a string or too long: 400.",
+                    "examples": [{"faq_id": "vendor-report"}],
+                },
+                "from_query_id": {
+                    "type": "string",
+                    "pattern": "^[1-9][0-9]{0,18}$",
+                    "description": "query_id of the reply whose clarify choice, related "
+                    "question or popular question the visitor clicked; stored with this "
+                    "question in the query log, so the visitor's choice is linked to what "
+                    "was asked. An id the log does not hold is stored as sent and links "
+                    "nothing; not a decimal string below 2^63: 400.",
+                },
             },
         },
         "Reply": {
@@ -155,15 +179,30 @@ def openapi_document(
                 "query_id": {"type": "string"},
                 "helpful": {"type": "boolean"},
                 "comment": {"type": "string", "maxLength": max_comment_chars},
+                "reason": {
+                    "type": "string",
+                    "enum": ["none_of_these"],
+                    "description": "Why the reply did not help, where the widget knows: "
+                    "none_of_these is the visitor's 都不是 under a clarify. Any other "
+                    "value: 400.",
+                },
             },
         },
         "Hot": {
             "type": "object",
-            "required": ["greeting", "questions", "channels"],
+            "required": ["greeting", "questions", "channels", "limits"],
             "properties": {
                 "greeting": {"type": "string"},
                 "questions": {"type": "array", "items": _ref("IdQuestion")},
                 "channels": {"type": "array", "items": _ref("Link")},
+                "limits": {
+                    "type": "object",
+                    "required": ["max_question_chars"],
+                    "properties": {
+                        "max_question_chars": {"type": "integer", "const": max_question_chars}
+                    },
+                    "description": "Input limits the widget shows before sending.",
+                },
             },
         },
         "Health": {
