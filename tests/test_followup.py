@@ -38,6 +38,12 @@ def _answered(bot: Bot, q: str, context: str | None = None) -> str | None:
         ("green-tree-danger", "找谁", "green-tree-danger"),  # alone: street lights
         ("disclosure-apply-how", "申请书写什么", "disclosure-apply-materials"),  # alone: clarify
         ("vendor-report", "那广场舞音乐太吵谁来管", "noise-square-dance"),  # 那…, still a switch
+        # a related entry (follow-up prompt) the previous topic makes the reading of
+        ("vendor-report", "那罚多少钱？", "vendor-consequence"),  # alone: the fine standard
+        ("channel-anonymous", "那举报人信息会泄露吗", "channel-confidential"),
+        # a turn with its own topic is not sent back to the answer just read
+        ("green-streetlight", "那路上积水了找谁", "waterlogging"),
+        ("fume-restaurant", "那工地晚上施工太吵呢", "noise-night-construction"),
     ],
 )
 def test_fixed_pairs(bot: Bot, prev: str, q: str, faq_id: str) -> None:

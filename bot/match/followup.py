@@ -14,14 +14,20 @@ caller passes the previous answer's FAQ; :meth:`FollowUp.resolve` then
    blends each FAQ's alone and contextual raw scores, raises the previous
    FAQ's curated ``related`` entries (and, less, the FAQ itself) a little,
    and decides with the Bot's own matcher, so the thresholds and the reply
-   types are the ones every question gets;
-3. keeps the contextual decision only if it improves on the alone reply (an
+   types are the ones every question gets. A turn that clearly refers back
+   (marked, or no answer alone) whose best match among the previous FAQ's
+   curated ``related`` entries (its follow-up prompts) stands out is
+   answered with that entry (``_prompt``);
+3. otherwise keeps the contextual decision only if it improves on the alone reply (an
    answer where there was none, or a different answer) and the turn's own
    words back it: when the turn alone was already an answer, the new
    answer's alone raw score (for an FAQ the alone search did not return, the
    lowest it returned) may be at most ``support_window`` behind the alone
-   best. So a full question on another topic is answered as if alone, never
-   pulled back to the previous topic.
+   best, and a turn with topic words of its own is never answered with the
+   previous FAQ again. So a full question on another topic is answered as if
+   alone, never pulled back to the previous topic. The related-entry rule of
+   step 2 replaces an alone answer only if the related entry beats it in the
+   contextual search, i.e. the previous topic changes the reading.
 
 At most one extra search (``Matcher.rank``) is made per turn.
 """
@@ -57,6 +63,8 @@ class FollowUpConfig:
     related_bonus: float = 0.08  # raw score added to the previous FAQ's related entries
     self_bonus: float = 0.03  # raw score added to the previous FAQ itself
     support_window: float = 0.30  # how far behind the alone best a replacing answer may be
+    prompt_ratio: float = 0.55  # a related entry within this share of the best blended score…
+    prompt_margin: float = 0.10  # …and this far ahead of the next related entry is the answer
 
 
 def is_marked(text: str) -> bool:
@@ -105,9 +113,24 @@ class FollowUp:
         if not self.elliptic(p, decision):
             return decision
         ctx = self.contextual(p, prev)
-        ranked = self._favour(self._blend(cands, self.matcher.rank(ctx)), prev)
+        in_ctx = self.matcher.rank(ctx)
+        blended = self._blend(cands, in_ctx)
+        if not outside and (is_marked(p.text) or decision.type != "answer"):
+            prompt = self._prompt(blended, prev)
+            if prompt is not None and decision.type == "answer" and alone_best is not None:
+                # The previous topic must change the reading: in the contextual search
+                # the related entry beats the turn's own answer (那路上积水了 stays 积水).
+                raw = {x.pos: x.raw for x in in_ctx}
+                floor = in_ctx[-1].raw if in_ctx else 0.0
+                if raw.get(prompt.pos, floor) <= raw.get(alone_best.pos, floor):
+                    prompt = None
+            if prompt is not None:
+                ranked = [prompt, *(x for x in blended if x.pos != prompt.pos)]
+                score = self.matcher.calibrate(self.matcher.evidence(ctx, ranked))
+                return Decision("answer", max(score, decision.score), ranked)
+        ranked = self._favour(blended, prev)
         found = self.matcher.decide(ctx, ranked, outside=outside)
-        return found if self._better(found, decision, cands) else decision
+        return found if self._better(p, found, decision, cands, prev) else decision
 
     def elliptic(self, p: Prepared, decision: Decision) -> bool:
         """Marked (那…, …呢), thin (few topic words) or not answerable alone."""
@@ -188,6 +211,25 @@ class FollowUp:
         out.sort(key=lambda x: -x.raw)
         return out
 
+    def _prompt(self, blended: list[Candidate], prev: int) -> Candidate | None:
+        """The previous FAQ's related entry a clearly referring turn asks for, if one stands out.
+
+        The curated ``related`` entries are the follow-up prompts of an answer
+        (Azure's context-only prompts): after 路边摆摊 the turn 那罚多少钱 asks for
+        the vending consequences, not for fines in general. The best related
+        entry is taken when its blended score is at least ``prompt_ratio`` of the
+        best blended score and ``prompt_margin`` ahead of the next related entry.
+        """
+        related = {self._pos[r] for r in self.bank.faqs[prev].related if r in self._pos}
+        ranked = [x for x in blended if x.pos in related]
+        if not ranked or not blended or blended[0].raw <= 0:
+            return None
+        best, runner = ranked[0], (ranked[1].raw if len(ranked) > 1 else 0.0)
+        c = self.config
+        if best.raw >= c.prompt_ratio * blended[0].raw and best.raw - runner >= c.prompt_margin:
+            return best
+        return None
+
     def _favour(self, ranked: list[Candidate], prev: int) -> list[Candidate]:
         """Raise the previous FAQ's related entries and the FAQ itself a little."""
         c = self.config
@@ -201,7 +243,9 @@ class FollowUp:
         out.sort(key=lambda x: -x.raw)
         return out
 
-    def _better(self, found: Decision, alone: Decision, cands: list[Candidate]) -> bool:
+    def _better(
+        self, p: Prepared, found: Decision, alone: Decision, cands: list[Candidate], prev: int
+    ) -> bool:
         """Whether the contextual decision replaces the alone one (the rule of the docstring)."""
         rank = {"answer": 2, "clarify": 1, "fallback": 0}
         if rank[found.type] < rank[alone.type]:
@@ -211,6 +255,10 @@ class FollowUp:
         best = found.candidates[0].pos
         if alone.type != "answer":
             return True
+        if best == prev and self.topic_words(p.words):
+            # A turn with topic words and an answer of its own (那路上积水了找谁 after
+            # the street-light answer) is not sent back to what the visitor just read.
+            return False
         if best == cands[0].pos:
             return False  # the same answer: keep the alone score and candidates
         raw = {x.pos: x.raw for x in cands}
