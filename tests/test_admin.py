@@ -630,6 +630,27 @@ def test_clusters_page_without_unanswered_questions(analyst):
     assert "共 0 类、0 次提问。" in html
 
 
+def test_clusters_page_lists_the_wordings_visitors_chose_an_answer_for(app, analyst):
+    [clarify] = ask(app, analyst, "摊贩")
+    body = {"q": VENDOR_Q, "faq_id": "vendor-report", "from_query_id": clarify}
+    assert analyst.post("/api/ask", json=body).status_code == 200
+    app.extensions["xiaocheng"].querylog.flush()
+    html = analyst.get("/admin/clusters").text
+    section = html[html.index('<section class="learned"') :]
+    assert '<p class="summary" id="learned-summary">共 1 个条目。</p>' in section
+    rows = re.findall(r"<tr>(.*?)</tr>", section[section.index("<tbody>") :], re.S)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    assert cells[0] == [f"<code>vendor-report</code> {VENDOR_Q}", "摊贩", "1", "0"]
+    pre = re.search(r'<pre id="learned-yaml-1"[^>]*>(.*?)</pre>', section, re.S).group(1)
+    assert "# 把下面几行加到条目 vendor-report 的 alternates: 下：\n      - 摊贩\n" in pre
+
+
+def test_clusters_page_without_chosen_wordings(analyst):
+    html = analyst.get("/admin/clusters").text
+    assert "这段时间没有访客自己选出答案的问法。" in html
+    assert '<table id="learned-table">' not in html
+
+
 # --- question list ---------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "render_text",
     "to_csv_rows",
     "with_nearest",
+    "yaml_scalar",
 ]
 
 _MAX_EXAMPLES = 5
@@ -99,16 +100,16 @@ class Cluster:
                 f"（相似度 {n.score:.2f}）。",
                 f"# 把下面几行加到条目 {n.id} 的 alternates: 下：",
             ]
-            lines += [f"      - {_yaml_scalar(q)}" for q in fresh]
+            lines += [f"      - {yaml_scalar(q)}" for q in fresh]
             return "\n".join(lines) + "\n"
         lines = [f"# {self.count} 次提问，题库里没有足够接近的条目。新条目草稿，加到 faqs: 下，"]
         lines.append("# 补上 id 和 answer（必填）后保存：")
         lines.append("  - id: TODO")
         lead = questions[0] if questions else self.examples[0]
-        lines.append(f"    question: {_yaml_scalar(lead)}")
+        lines.append(f"    question: {yaml_scalar(lead)}")
         if len(questions) > 1:
             lines.append("    alternates:")
-            lines += [f"      - {_yaml_scalar(q)}" for q in questions[1:]]
+            lines += [f"      - {yaml_scalar(q)}" for q in questions[1:]]
         lines.append("    answer:")
         lines.append("    keywords: []")
         return "\n".join(lines) + "\n"
@@ -347,7 +348,7 @@ def _timestamp(moment: datetime | None) -> float:
     return (moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment).timestamp()
 
 
-def _yaml_scalar(text: str) -> str:
+def yaml_scalar(text: str) -> str:
     """Return ``text`` as a one-line YAML scalar, quoted only when YAML needs it."""
     dumped = yaml.safe_dump({"k": " ".join(text.split())}, allow_unicode=True, width=10**6)
     return dumped[len("k: ") :].rstrip("\n")

@@ -1,21 +1,26 @@
-"""The unanswered questions of a period as clusters with their nearest FAQ
-(:func:`unanswered_clusters`, shared by the console and ``python -m bot report``),
-and the ``--since`` syntax (:func:`parse_since`).
+"""What the query log of a period teaches the bank, shared by the console and
+``python -m bot report``: the unanswered questions as clusters with their
+nearest FAQ (:func:`unanswered_clusters`), the visitor wordings that ended in
+an FAQ by the visitor's own choice (:func:`learned_by_faq`), and the
+``--since`` syntax (:func:`parse_since`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from bot.analysis.clusters import Cluster, cluster, with_nearest
+from bot.analysis.clusters import Cluster, cluster, with_nearest, yaml_scalar
 from bot.config import CHINA_TIME, DEFAULTS
 from bot.match.engine import Bot
+from bot.match.text import normalize
 from bot.querylog import QueryLog
+from bot.querylog.masking import TOKENS
 
-__all__ = ["parse_since", "unanswered_clusters"]
+__all__ = ["Learned", "learned_by_faq", "parse_since", "unanswered_clusters"]
 
 _SINCE = re.compile(r"(\d{1,4})\s*([dhw])")
 _UNITS = {"d": "days", "h": "hours", "w": "weeks"}
@@ -51,6 +56,70 @@ def unanswered_clusters(
         alternate_min_score=float(settings["CLUSTER_ALTERNATE_MIN_SCORE"]),
         limit=nearest_for,
     )
+
+
+@dataclass(frozen=True)
+class Learned:
+    """An FAQ and the visitor wordings that ended in it by choice or helpful feedback.
+
+    ``wordings``: rows ``{"question", "chosen", "helpful", "count"}`` of
+    :meth:`QueryLog.learned_wordings`, most ``count`` first; wordings the FAQ
+    already has (its question or an alternate, after normalising) are left out.
+    """
+
+    faq_id: str
+    question: str
+    wordings: tuple[dict[str, object], ...]
+
+    @property
+    def count(self) -> int:
+        return sum(int(str(w["count"])) for w in self.wordings)
+
+    def yaml_snippet(self) -> str:
+        """The wordings as alternates to paste under the FAQ's entry."""
+        lines = [
+            f"# 访客自己选到条目 {self.faq_id}「{self.question}」的问法，{self.count} 次。",
+            f"# 把下面几行加到条目 {self.faq_id} 的 alternates: 下：",
+        ]
+        lines += [f"      - {yaml_scalar(str(w['question']))}" for w in self.wordings]
+        return "\n".join(lines) + "\n"
+
+
+def learned_by_faq(
+    log: QueryLog,
+    bot: Bot,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    limit: int | None = 500,
+) -> list[Learned]:
+    """The visitor wordings of [since, until) that ended in an FAQ by the visitor's own
+    choice (a clicked chip) or by helpful feedback after an answer scored below the
+    ``CLUSTER_LOW_SCORE`` setting (of ``settings``, else the default), grouped by
+    FAQ, most often first: candidates for the FAQ's alternates (issue 11, item 3).
+
+    FAQs no longer in the bank, wordings the FAQ already has and wordings with
+    masked personal data (no use as an alternate) are left out.
+    """
+    low_score = float({**DEFAULTS, **(settings or {})}["CLUSTER_LOW_SCORE"])
+    faqs = {f.id: f for f in bot.bank.faqs}
+    grouped: dict[str, list[dict[str, object]]] = {}
+    for row in log.learned_wordings(since, until, low_score=low_score, limit=limit):
+        faq = faqs.get(str(row["faq_id"]))
+        if faq is None:
+            continue
+        question = str(row["question"])
+        if any(token in question for token in TOKENS.values()):
+            continue
+        if normalize(question) in {normalize(t) for t in faq.texts}:
+            continue
+        grouped.setdefault(faq.id, []).append(
+            {k: row[k] for k in ("question", "chosen", "helpful", "count")}
+        )
+    found = [Learned(i, faqs[i].question, tuple(rows)) for i, rows in grouped.items()]
+    found.sort(key=lambda x: (-x.count, x.faq_id))
+    return found
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:

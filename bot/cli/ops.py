@@ -1,4 +1,5 @@
-"""The operators' commands: report (clusters of unanswered questions), purge
+"""The operators' commands: report (clusters of unanswered questions and the
+wordings visitors chose an answer for), purge
 (retention) and reload (publish the bank to the running service).
 
 All read the settings with :func:`bot.config.load_settings` (``DATABASE_URL``,
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.clusters import render_text
-from ..analysis.report import parse_since, unanswered_clusters
+from ..analysis.report import Learned, learned_by_faq, parse_since, unanswered_clusters
 from ..bank import shown_path
 from ..config import CHINA_TIME, DEFAULTS, instance_path, load_settings
 from ..errors import XiaochengError
@@ -58,6 +59,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         clusters = unanswered_clusters(
             log, bot, args.since, settings=settings, nearest_for=args.limit
         )
+        learned = learned_by_faq(log, bot, args.since, settings=settings)
     shown = clusters[: args.limit]
     since = args.since.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
     print(f"自 {since} 起（中国时间）")
@@ -65,7 +67,23 @@ def cmd_report(args: argparse.Namespace) -> int:
         rest = sum(c.count for c in clusters[len(shown) :])
         print(f"共 {len(clusters)} 类；下面是最大的 {len(shown)} 类，其余 {rest} 次提问未列出。")
     sys.stdout.write(render_text(shown, snippets=args.snippets))
+    sys.stdout.write(_render_learned(learned[: args.limit], len(learned), snippets=args.snippets))
     return 0
+
+
+def _render_learned(learned: list[Learned], total: int, *, snippets: bool) -> str:
+    """The wordings visitors chose an answer for, per FAQ (candidates for alternates)."""
+    lines = ["", f"访客自己选出答案的问法（可加为相似问法）：{total} 个条目"]
+    if total > len(learned):
+        lines.append(f"下面是次数最多的 {len(learned)} 个条目。")
+    for rank, item in enumerate(learned, 1):
+        lines += ["", f"{rank}. {item.faq_id}「{item.question}」{item.count} 次"]
+        for w in item.wordings:
+            counts = f"点选 {w['chosen']} 次，有用反馈 {w['helpful']} 次"
+            lines.append(f"   - {w['question']}（{counts}）")
+        if snippets:
+            lines += ["", *("   " + line for line in item.yaml_snippet().splitlines())]
+    return "\n".join(lines) + "\n"
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
@@ -121,7 +139,9 @@ def register(sub: Any) -> None:
         "report",
         help="group unanswered questions of the query log into clusters",
         description="Print the clusters of questions 智能小城 could not answer well, "
-        "largest first, with the nearest FAQ of each.",
+        "largest first, with the nearest FAQ of each; then, per FAQ, the visitor "
+        "questions that ended in it by the visitor's own choice (a clicked suggestion, "
+        "or helpful feedback after a low-score answer), ready to become alternates.",
     )
     p.add_argument(
         "--since",
@@ -135,12 +155,12 @@ def register(sub: Any) -> None:
         type=int,
         default=30,
         metavar="N",
-        help="print the N largest clusters (default: 30)",
+        help="print the N largest clusters and the N FAQs with most chosen wordings (default: 30)",
     )
     p.add_argument(
         "--snippets",
         action="store_true",
-        help="print each cluster's YAML snippet for the bank",
+        help="print each cluster's and each FAQ's YAML snippet for the bank",
     )
     p.set_defaults(func=cmd_report, parser=p)
 

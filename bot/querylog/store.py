@@ -772,8 +772,10 @@ class QueryLog:
 
         ``chosen``: how often a question's reply led, by a clicked chip (a later
         query with ``from_query_id`` pointing to it, answered with an FAQ the
-        question was not already answered with), to that FAQ. ``helpful``: how
-        often the question was answered with the FAQ at a calibrated score below
+        question was not already answered with), to that FAQ, where the reply was
+        a clarify, a fallback or an answer below ``low_score``: a related question
+        clicked after a sure answer asks for more, it does not re-word the question.
+        ``helpful``: how often the question was answered with the FAQ at a calibrated score below
         ``low_score`` and the visitor said it helped. Rows ``{"faq_id",
         "question", "chosen", "helpful", "count"}``, questions masked, grouped by
         FAQ and question; most ``count`` first. ``since``/``until`` bound the
@@ -787,6 +789,7 @@ class QueryLog:
             .select_from(q.join(parent, q.c.from_query_id == parent.c.id))
             .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
             .where(sa.or_(parent.c.faq_id.is_(None), parent.c.faq_id != q.c.faq_id))
+            .where(sa.or_(parent.c.reply_type != "answer", parent.c.score < low_score))
             .where(*self._between(q.c.created_at, since, until))
             .group_by(q.c.faq_id, parent.c.question)
         )

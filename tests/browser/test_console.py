@@ -103,6 +103,15 @@ def admin_server(serve_app: Callable[..., Any]) -> Any:
     return server
 
 
+def choose_an_offered_answer(server: Any) -> None:
+    """A visitor asks 渣土 (a clarify) and clicks the permit choice, as the widget sends it."""
+    clarify = post_json(server.url + "/api/ask", {"q": "渣土"})
+    choice = next(s for s in clarify["suggestions"] if s["id"] == "muck-permit")
+    body = {"q": choice["question"], "faq_id": "muck-permit", "from_query_id": clarify["query_id"]}
+    assert post_json(server.url + "/api/ask", body)["faq"]["id"] == "muck-permit"
+    server.app.extensions["xiaocheng"].querylog.flush()
+
+
 def login(page: Page, server: Any, path: str = "/admin/") -> None:
     page.goto(server.url + path)
     expect(page).to_have_url(server.url + "/admin/login?next=" + path)
@@ -249,6 +258,16 @@ def test_clusters_with_copyable_yaml(new_page, admin_server, artifacts):
     assert "  - id: TODO\n    question: 今天天气怎么样\n" in copied
     shot(page, artifacts, "clusters")
 
+    # A choice among offered answers shows up as a wording for the chosen entry.
+    choose_an_offered_answer(admin_server)
+    page.reload()
+    learned = page.get_by_role("region", name="访客自己选出答案的问法（表格）")
+    expect(learned.locator("tbody tr").first.locator("td")).to_have_text(
+        ["muck-permit 渣土车运输要办理什么手续？", "渣土", "1", "0"]
+    )
+    page.get_by_role("heading", name="访客自己选出答案的问法").scroll_into_view_if_needed()
+    shot(page, artifacts, "clusters-learned", full_page=False)
+
 
 def test_csv_exports_download(page, admin_server, tmp_path):
     login(page, admin_server, "/admin/queries")
@@ -279,6 +298,7 @@ def test_csv_exports_download(page, admin_server, tmp_path):
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_axe_finds_no_violations(new_page, console, admin_server, axe_source, artifacts, viewport):
     page = new_page(viewport=viewport)
+    choose_an_offered_answer(admin_server)  # so that the clusters page has every section
     # An init script is not subject to the page's CSP, unlike an injected <script>.
     page.context.add_init_script(path=str(axe_source))
     phone = viewport == PHONE

@@ -870,6 +870,24 @@ def test_chosen_questions_name_the_reply_they_came_from(page, live_server):
     assert "from_query_id" not in bodies[4] and bodies[4]["faq_id"] == "vendor-report"
     # Typed questions name no reply.
     assert isinstance(answer_id, str) and answer_id != clarify_id
+    # The query log links the choice to the question: 渣土 is a wording for muck-permit.
+    querylog = live_server.app.extensions["xiaocheng"].querylog
+    assert querylog.flush(timeout=10)
+    learned = {(r["faq_id"], r["question"]): r["chosen"] for r in querylog.learned_wordings()}
+    assert learned[("muck-permit", "渣土")] >= 1
+    # A related question clicked after a sure answer asks for more; it re-words nothing.
+    assert ("vendor-fine", "小摊贩占道") not in learned
+
+
+def test_a_follow_up_is_answered_in_the_context_of_the_last_answer(page, live_server):
+    open_widget(page, live_server)
+    # Alone, 那罚款呢 is a clarify between the vending and the muck fines...
+    expect(ask(page, "那罚款呢")).to_have_class(re.compile("xc-kind-clarify"))
+    # ...after the vending answer it asks for the vending fine.
+    ask(page, "小摊贩占道")
+    reply = ask(page, "那罚款呢")
+    expect(reply).to_have_class(re.compile("xc-kind-answer"))
+    expect(reply.locator(".xc-faq-q")).to_have_text(FINE_Q)
 
 
 def test_none_of_these_is_logged_and_helps_to_rephrase(

@@ -62,7 +62,7 @@ from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as BaseResponse
 
 from bot.analysis.clusters import CHINA_TIME, csv_cell, to_csv_rows
-from bot.analysis.report import unanswered_clusters
+from bot.analysis.report import learned_by_faq, unanswered_clusters
 from bot.config import ConfigError
 from bot.errors import BankError
 from bot.quality.lint import ReviewRules, due_for_review, review_rules
@@ -533,6 +533,9 @@ def clusters() -> str:
         service.querylog, service.bot, f.since, f.until, settings=current_app.config,
         nearest_for=shown,
     )  # fmt: skip
+    learned = learned_by_faq(
+        service.querylog, service.bot, f.since, f.until, settings=current_app.config
+    )
     return render_template(
         "admin/clusters.html",
         active="clusters",
@@ -540,6 +543,8 @@ def clusters() -> str:
         clusters=found[:shown],
         cluster_total=len(found),
         question_total=sum(c.count for c in found),
+        learned=learned[:shown],
+        learned_total=len(learned),
         when=_when,
     )
 
