@@ -1,4 +1,5 @@
--- wrk script for bench/bench_load.py: POST /api/ask with a rotating set of questions.
+-- wrk script for bench/bench_load.py: POST /api/ask with a rotating set of questions,
+-- one in six a follow-up turn sent with the previous answer as context.
 -- Each thread starts at its own point of the list and counts its responses by
 -- status; done() prints the totals and a JSON summary for the driver to parse.
 
@@ -13,6 +14,13 @@ local questions = {
   "油烟扰民", "工地夜间施工太吵",
 }
 
+-- Follow-up turns with the previous answer as context (one more search each).
+local followups = {
+  {"那罚多少钱", "vendor-report"}, {"能分期吗", "penalty-fine-payment"},
+  {"烧纸呢", "burn-open"}, {"要多久", "channel-how-to-report"},
+  {"那路灯不亮呢", "green-manhole"}, {"垃圾分类怎么分", "vendor-report"},
+}
+
 local requests = {}
 local counter = 0
 
@@ -21,6 +29,11 @@ function init(args)
   for i, q in ipairs(questions) do
     local body = '{"q": "' .. q .. '", "session": "bench"}'
     requests[i] = wrk.format("POST", "/api/ask", headers, body)
+  end
+  for _, turn in ipairs(followups) do
+    local body = '{"q": "' .. turn[1] .. '", "context": {"faq_id": "' .. turn[2]
+      .. '"}, "session": "bench"}'
+    table.insert(requests, wrk.format("POST", "/api/ask", headers, body))
   end
   counter = ((thread_id or 0) * 7) % #requests
 end

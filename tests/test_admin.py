@@ -19,15 +19,18 @@ from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
 from bot.config import ConfigError
+from bot.web import admin as web_admin
 from bot.web import create_app
-from bot.web.admin import views as web_admin
-from bot.web.admin.views import (
+from bot.web.admin import filters as admin_filters
+from bot.web.admin.auth import (
     MSG_CSRF,
     MSG_LOGGED_OUT,
     MSG_LOGIN_REQUIRED,
     MSG_NOT_CONFIGURED,
     MSG_WRONG_PASSWORD,
 )
+from bot.web.admin.export import QUERY_CSV_HEADER
+from bot.web.admin.filters import parse_filters
 
 PASSWORD = "后台口令 correct horse"
 # A cheap hash keeps the tests fast; production hashes come from bot.admin_password.
@@ -175,7 +178,7 @@ def bars(chart: str, cls: str = "bar") -> list[tuple[str, str]]:
 
 
 def today():
-    return web_admin.today()
+    return admin_filters.today()
 
 
 def error_text(html: str) -> list[str]:
@@ -565,9 +568,7 @@ def test_bad_filters_are_explained_and_replaced(admin, query, message, days):
 
 
 def test_filters_read_china_time_days():
-    f = web_admin.parse_filters(
-        {"from": "2024-03-01", "to": "2024-03-02"}, today=today(), max_days=366
-    )
+    f = parse_filters({"from": "2024-03-01", "to": "2024-03-02"}, today=today(), max_days=366)
     assert f.since.isoformat() == "2024-02-29T16:00:00+00:00"
     assert f.until.isoformat() == "2024-03-02T16:00:00+00:00"
     assert f.days == 2
@@ -760,7 +761,7 @@ def test_queries_csv_is_masked_guarded_and_opens_in_excel(app, analyst):
     text = body.decode("utf-8-sig")
     assert text.startswith("created_at,question,reply_type,faq_id,faq_question,score\r\n")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == web_admin.QUERY_CSV_HEADER
+    assert rows[0] == QUERY_CSV_HEADER
     stamps = [row[0] for row in rows[1:]]
     assert all(re.fullmatch(rf"{day} \d\d:\d\d:\d\d", s) for s in stamps), stamps
     got = [row[1:] for row in rows[1:]]

@@ -123,7 +123,6 @@ def test_no_module_is_long() -> None:
     # and the curators' edit and workbook modules.
     allowed = {
         "bot.querylog.store",
-        "bot.web.admin.views",
         "bot.bank",
         "bot.reload",
         "bot.curate.edit",

@@ -1,0 +1,194 @@
+"""The console's door: one password, a signed session, a guard on every path under
+``/admin`` and CSRF tokens.
+
+One password, kept as a werkzeug hash in ``ADMIN_PASSWORD_HASH``
+(``python -m bot.admin_password`` makes one); without it the console says so
+and refuses every login. Logging in puts a mark in Flask's signed session
+cookie (HttpOnly, SameSite=Lax, path ``/admin``, Secure when
+``SESSION_COOKIE_SECURE``); the mark lapses after ``ADMIN_SESSION_HOURS`` and
+as soon as the password hash changes. The guard (:func:`guard`, installed on
+the app, not just on the blueprint) covers every path under ``/admin`` whoever
+registered it: an anonymous GET or HEAD is redirected to the login page, any
+other anonymous request gets 401. The login page and the console's own CSS and
+JavaScript are the only public URLs. Every other request that is not a GET or
+HEAD must carry the session's CSRF token (form field ``csrf_token`` or header
+``X-CSRF-Token``), compared in constant time; without it: 400. A failed login
+waits ``ADMIN_LOGIN_DELAY_S`` seconds, and login attempts are rate-limited per
+client address (``ADMIN_LOGIN_RATELIMIT``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time as clock
+from urllib.parse import urlsplit
+
+from flask import Flask, Request, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
+from werkzeug.security import check_password_hash
+from werkzeug.wrappers import Response as BaseResponse
+
+from bot.config import ConfigError
+from bot.web.errors import WebError
+
+__all__ = [
+    "MSG_CSRF",
+    "MSG_LOGGED_OUT",
+    "MSG_LOGIN_REQUIRED",
+    "MSG_NOT_CONFIGURED",
+    "MSG_WRONG_PASSWORD",
+    "PREFIX",
+    "ConsoleSessions",
+    "check_hash_setting",
+    "csrf_token",
+    "guard",
+    "logged_in",
+    "login",
+    "logout",
+]
+
+PREFIX = "/admin"
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.asset"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+MSG_NOT_CONFIGURED = (
+    "分析后台尚未设置登录密码，暂时无法登录。请运维人员运行 python -m bot.admin_password "
+    "生成密码哈希，写入 instance/config.toml 的 ADMIN_PASSWORD_HASH 后重启服务。"
+)
+MSG_WRONG_PASSWORD = "密码不正确，请重新输入。"
+MSG_LOGGED_OUT = "您已安全退出。"
+MSG_LOGIN_REQUIRED = "请先登录分析后台。"
+MSG_CSRF = "页面已过期或来源无法确认，操作未执行。请返回上一页，刷新后再试。"
+
+
+class ConsoleSessions(SecureCookieSessionInterface):
+    """The signed session under the console's cookie path only; a null session elsewhere.
+
+    The widget's API never carries the cookie, and skipping the signer there
+    saves every ask its set-up; a view outside the console that tried to
+    write to the session would fail loudly.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not request.path.startswith(self.get_cookie_path(app)):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
+def check_hash_setting(value: object) -> None:
+    if value is None or value == "":
+        return
+    problem = None
+    if not isinstance(value, str) or value.count("$") < 2:
+        problem = "is not a password hash"
+    else:
+        try:
+            check_password_hash(value, "")
+        except (ValueError, TypeError) as e:
+            problem = f"is not a usable password hash ({e})"
+    if problem:
+        raise ConfigError(
+            f"ADMIN_PASSWORD_HASH {problem}; make one with python -m bot.admin_password"
+        )
+
+
+def logged_in() -> bool:
+    """Whether this request's session holds a current login to the console."""
+    pwhash = current_app.config.get("ADMIN_PASSWORD_HASH")
+    mark, at = session.get("admin"), session.get("admin_at")
+    if not pwhash or not isinstance(mark, str) or not isinstance(at, int):
+        return False
+    if not hmac.compare_digest(mark, _password_mark(pwhash)):
+        return False  # the password changed since this login
+    age = clock.time() - at
+    return -60 <= age < float(current_app.config["ADMIN_SESSION_HOURS"]) * 3600
+
+
+def _password_mark(pwhash: str) -> str:
+    key = current_app.config["SECRET_KEY"]
+    key = key if isinstance(key, bytes) else str(key).encode("utf-8")
+    return hmac.new(key, pwhash.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def _csrf_ok() -> bool:
+    expected = session.get("csrf")
+    given = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    if not isinstance(expected, str) or not expected:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _under_admin(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def guard() -> ResponseReturnValue | None:
+    """Let through only logged-in requests under /admin, and only with a CSRF token
+    when they are not reads."""
+    if not _under_admin(request.path):
+        return None
+    if request.endpoint not in PUBLIC_ENDPOINTS and not logged_in():
+        if request.method in READ_METHODS:
+            return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+        raise WebError(401, "login_required", MSG_LOGIN_REQUIRED)
+    if request.method not in READ_METHODS and not _csrf_ok():
+        current_app.logger.warning(
+            "admin: %s %s refused: missing or wrong CSRF token", request.method, request.path
+        )
+        raise WebError(400, "csrf_failed", MSG_CSRF)
+    return None  # a path under /admin that is no route: bot.web.errors answers it
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after login: a path of the console, never another site."""
+    default = url_for("admin.dashboard")
+    if not target or "\\" in target or any(ord(ch) < 0x20 for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not _under_admin(parts.path):
+        return default
+    if parts.path.rstrip("/") in (PREFIX + "/login", PREFIX + "/logout"):
+        return default
+    return target
+
+
+def login() -> ResponseReturnValue:
+    """Show the login form; check the password it sends."""
+    pwhash = current_app.config.get("ADMIN_PASSWORD_HASH")
+    target = _safe_next(request.values.get("next"))
+    if not pwhash:
+        status = 200 if request.method in READ_METHODS else 503
+        return render_template("admin/login.html", not_configured=MSG_NOT_CONFIGURED), status
+    if request.method in READ_METHODS:
+        if logged_in():
+            return redirect(target)
+        notice = MSG_LOGGED_OUT if request.args.get("out") == "1" else None
+        return render_template("admin/login.html", next=target, notice=notice)
+    password = request.form.get("password", "")
+    if password and check_password_hash(pwhash, password):
+        session.clear()
+        session["admin"] = _password_mark(pwhash)
+        session["admin_at"] = int(clock.time())
+        session["csrf"] = secrets.token_urlsafe(32)
+        current_app.logger.info("admin: login from %s", request.remote_addr)
+        return redirect(target)
+    current_app.logger.warning("admin: failed login from %s", request.remote_addr)
+    clock.sleep(float(current_app.config["ADMIN_LOGIN_DELAY_S"]))
+    return render_template("admin/login.html", next=target, error=MSG_WRONG_PASSWORD), 401
+
+
+def logout() -> BaseResponse:
+    session.clear()
+    return redirect(url_for("admin.login", out=1))
