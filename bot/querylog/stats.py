@@ -1,0 +1,312 @@
+"""The query log's read side: listings and figures for the analyst console and reports.
+
+A :class:`LogReader` reads the tables of :mod:`bot.querylog.schema` through one
+SQLAlchemy engine; :class:`bot.querylog.QueryLog` is one, with the writing on top.
+Every question and comment read is masked again with :func:`bot.querylog.masking.mask`,
+so rules added since a row was written apply to it too.
+
+``since`` and ``until`` bound ``created_at`` as [since, until); either may be
+None. Naive datetimes are taken as UTC. Days are local days, shifted from UTC
+by ``utc_offset_minutes`` (480: China Standard Time).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.querylog.masking import mask
+from bot.querylog.schema import REPLY_TYPES, Tables, as_utc
+
+__all__ = ["LogReader"]
+
+
+class LogReader:
+    """Reads of the log in tables ``t`` through ``engine``."""
+
+    def __init__(self, engine: sa.Engine, t: Tables, *, utc_offset_minutes: int = 480) -> None:
+        self._engine = engine
+        self._t = t
+        self._offset = timedelta(minutes=utc_offset_minutes)
+
+    def daily_counts(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Questions per local day and reply type, one row per day, days without any as 0.
+
+        Each row: ``{"day": date, "answer": n, "clarify": n, "fallback": n, "total": n}``.
+        """
+        q = self._t.queries
+        day = self._day(q.c.created_at).label("day")
+        stmt = (
+            sa.select(day, q.c.reply_type, sa.func.count().label("n"))
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(day, q.c.reply_type)
+        )
+        counts: dict[date, dict[str, int]] = {}
+        with self._engine.connect() as conn:
+            for d, reply_type, n in conn.execute(stmt):
+                d = d if isinstance(d, date) else date.fromisoformat(d)
+                counts.setdefault(d, {})[reply_type] = n
+        first = self._local_day(since) if since else min(counts, default=None)
+        last = self._local_day(until - timedelta(microseconds=1)) if until else None
+        last = last or max(counts, default=None)
+        rows = []
+        d = first
+        while d is not None and last is not None and d <= last:
+            by_type = counts.get(d, {})
+            row: dict[str, Any] = {"day": d}
+            row.update({t: by_type.get(t, 0) for t in REPLY_TYPES})
+            row["total"] = sum(by_type.values())
+            rows.append(row)
+            d += timedelta(days=1)
+        return rows
+
+    def type_shares(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Count and share of each reply type: ``[{"type", "count", "share"}]``, all three."""
+        q = self._t.queries
+        stmt = (
+            sa.select(q.c.reply_type, sa.func.count())
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.reply_type)
+        )
+        with self._engine.connect() as conn:
+            counts = {reply_type: n for reply_type, n in conn.execute(stmt)}
+        total = sum(counts.values())
+        return [
+            {
+                "type": t,
+                "count": counts.get(t, 0),
+                "share": counts.get(t, 0) / total if total else 0.0,
+            }
+            for t in REPLY_TYPES
+        ]
+
+    def top_faqs(
+        self, since: datetime | None = None, until: datetime | None = None, *, limit: int = 10
+    ) -> list[dict[str, Any]]:
+        """The FAQs answered most often: ``[{"faq_id", "count"}]``, most first."""
+        q = self._t.queries
+        n = sa.func.count().label("n")
+        stmt = (
+            sa.select(q.c.faq_id, n)
+            .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.faq_id)
+            .order_by(n.desc(), q.c.faq_id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [{"faq_id": f, "count": c} for f, c in conn.execute(stmt)]
+
+    def helpful_rates(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Feedback per FAQ for queries in the range, most feedback first.
+
+        Each row: ``{"faq_id", "helpful", "not_helpful", "total", "rate"}`` where
+        ``rate`` is helpful / total.
+        """
+        q, fb = self._t.queries, self._t.feedback
+        helpful = sa.func.sum(sa.case((fb.c.helpful, 1), else_=0)).label("helpful")
+        total = sa.func.count().label("total")
+        stmt = (
+            sa.select(q.c.faq_id, helpful, total)
+            .select_from(fb.join(q, fb.c.query_id == q.c.id))
+            .where(q.c.faq_id.is_not(None))
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.faq_id)
+            .order_by(total.desc(), q.c.faq_id)
+        )
+        with self._engine.connect() as conn:
+            return [
+                {"faq_id": f, "helpful": h, "not_helpful": n - h, "total": n, "rate": h / n}
+                for f, h, n in conn.execute(stmt)
+            ]
+
+    def queries(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Logged questions, newest first, for listing and CSV export (``limit=None``: all).
+
+        Each row: ``id, created_at, question, normalized, reply_type, faq_id, score,
+        candidates`` (list of ``{"id", "score"}``), ``session, latency_ms``.
+        """
+        q = self._t.queries
+        stmt = sa.select(q).where(*self._between(q.c.created_at, since, until))
+        if types is not None:
+            stmt = stmt.where(q.c.reply_type.in_(list(types)))
+        stmt = stmt.order_by(q.c.created_at.desc(), q.c.id.desc()).offset(offset).limit(limit)
+        return self._rows(stmt)
+
+    def count(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        types: Iterable[str] | None = None,
+    ) -> int:
+        """How many questions :meth:`queries` would list without a limit."""
+        q = self._t.queries
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(q)
+            .where(*self._between(q.c.created_at, since, until))
+        )
+        if types is not None:
+            stmt = stmt.where(q.c.reply_type.in_(list(types)))
+        with self._engine.connect() as conn:
+            return int(conn.scalar(stmt) or 0)
+
+    def unanswered(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        threshold: float = 0.5,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Questions the bot could not answer well: fallback, clarify, score below
+        ``threshold``, or a reply the visitor found unhelpful (都不是 included); rows
+        as in :meth:`queries`, newest first."""
+        q, fb = self._t.queries, self._t.feedback
+        unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
+        stmt = (
+            sa.select(q)
+            .where(*self._between(q.c.created_at, since, until))
+            .where(
+                sa.or_(
+                    q.c.reply_type.in_(["fallback", "clarify"]),
+                    q.c.score.is_(None),
+                    q.c.score < threshold,
+                    q.c.id.in_(unhelpful),
+                )
+            )
+            .order_by(q.c.created_at.desc(), q.c.id.desc())
+            .limit(limit)
+        )
+        return self._rows(stmt)
+
+    def learned_wordings(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        low_score: float = 0.5,
+        limit: int | None = 500,
+    ) -> list[dict[str, Any]]:
+        """Visitor questions that ended in an FAQ, candidates for its alternates.
+
+        ``chosen``: how often a question's reply led, by a clicked chip (a later
+        query with ``from_query_id`` pointing to it, answered with an FAQ the
+        question was not already answered with), to that FAQ, where the reply was
+        a clarify, a fallback or an answer below ``low_score``: a related question
+        clicked after a sure answer asks for more, it does not re-word the question. ``helpful``: how
+        often the question was answered with the FAQ at a calibrated score below
+        ``low_score`` and the visitor said it helped. Rows ``{"faq_id",
+        "question", "chosen", "helpful", "count"}``, questions masked, grouped by
+        FAQ and question; most ``count`` first. ``since``/``until`` bound the
+        time of the choice or of the answered question.
+        """
+        q, fb = self._t.queries, self._t.feedback
+        parent = q.alias("parent")
+        chosen_n = sa.func.count().label("n")
+        chosen = (
+            sa.select(q.c.faq_id, parent.c.question, chosen_n)
+            .select_from(q.join(parent, q.c.from_query_id == parent.c.id))
+            .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
+            .where(sa.or_(parent.c.faq_id.is_(None), parent.c.faq_id != q.c.faq_id))
+            .where(sa.or_(parent.c.reply_type != "answer", parent.c.score < low_score))
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.faq_id, parent.c.question)
+        )
+        helpful_n = sa.func.count(sa.distinct(fb.c.query_id)).label("n")
+        helpful = (
+            sa.select(q.c.faq_id, q.c.question, helpful_n)
+            .select_from(fb.join(q, fb.c.query_id == q.c.id))
+            .where(fb.c.helpful.is_(True), q.c.reply_type == "answer")
+            .where(q.c.faq_id.is_not(None), q.c.score < low_score)
+            .where(*self._between(q.c.created_at, since, until))
+            .group_by(q.c.faq_id, q.c.question)
+        )
+        counts: dict[tuple[str, str], dict[str, Any]] = {}
+        with self._engine.connect() as conn:
+            for kind, stmt in (("chosen", chosen), ("helpful", helpful)):
+                for faq_id, question, n in conn.execute(stmt):
+                    # Masked again: rules added since the row was written apply too.
+                    key = (faq_id, mask(question))
+                    row = counts.setdefault(
+                        key, {"faq_id": key[0], "question": key[1], "chosen": 0, "helpful": 0}
+                    )
+                    row[kind] += int(n)
+        rows = [{**row, "count": row["chosen"] + row["helpful"]} for row in counts.values()]
+        rows.sort(key=lambda r: (-r["count"], r["faq_id"], r["question"]))
+        return rows if limit is None else rows[:limit]
+
+    def feedback(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Feedback rows, newest first, each with its question:
+        ``id, query_id, created_at, helpful, comment, reason, question, faq_id``."""
+        q, fb = self._t.queries, self._t.feedback
+        stmt = (
+            sa.select(fb, q.c.question, q.c.faq_id)
+            .select_from(fb.join(q, fb.c.query_id == q.c.id))
+            .where(*self._between(fb.c.created_at, since, until))
+            .order_by(fb.c.created_at.desc(), fb.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        for row in rows:
+            row["question"] = mask(row["question"])
+            row["comment"] = mask(row["comment"]) if row["comment"] else row["comment"]
+        return rows
+
+    def _rows(self, stmt: sa.Select[Any]) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        for row in rows:
+            # Stored masked already; masking again applies rules added since it was written.
+            row["question"] = mask(row["question"])
+            row["normalized"] = mask(row["normalized"])
+            row["candidates"] = json.loads(row["candidates"])
+        return rows
+
+    @staticmethod
+    def _between(
+        column: sa.ColumnElement[Any], since: datetime | None, until: datetime | None
+    ) -> list[sa.ColumnElement[bool]]:
+        conditions = []
+        if since is not None:
+            conditions.append(column >= since)
+        if until is not None:
+            conditions.append(column < until)
+        return conditions
+
+    def _day(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        minutes = int(self._offset.total_seconds() // 60)
+        if self._engine.dialect.name == "sqlite":
+            return sa.func.date(column, f"{minutes:+d} minutes")
+        return sa.cast(column + sa.literal(self._offset, sa.Interval), sa.Date)
+
+    def _local_day(self, moment: datetime) -> date:
+        return (as_utc(moment) + self._offset).date()
