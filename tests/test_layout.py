@@ -119,11 +119,8 @@ def test_no_module_is_long() -> None:
         name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()
     }
     assert max(lines.values()) > 100  # the count sees the files
-    # Still to split (issue 9): the bank loader, reload, and the curators' edit and
-    # workbook modules.
+    # Still to split (issue 9): the curators' edit and workbook modules.
     allowed = {
-        "bot.bank",
-        "bot.reload",
         "bot.curate.edit",
         "bot.curate.xlsx",
     }

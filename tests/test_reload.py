@@ -18,7 +18,7 @@ import test_admin as admin_tests
 from flask import Flask
 from gunicorn_server import children, gunicorn, wait_for
 
-import bot.reload as reload_module
+import bot.reload.snapshot as reload_module
 from bot.bank import load_bank, shown_path
 from bot.cli.main import reload_main
 from bot.match.index import Index

@@ -213,8 +213,8 @@ class LogReader:
         query with ``from_query_id`` pointing to it, answered with an FAQ the
         question was not already answered with), to that FAQ, where the reply was
         a clarify, a fallback or an answer below ``low_score``: a related question
-        clicked after a sure answer asks for more, it does not re-word the question. ``helpful``: how
-        often the question was answered with the FAQ at a calibrated score below
+        clicked after a sure answer asks for more, it does not re-word the question.
+        ``helpful``: how often the question was answered with the FAQ at a calibrated score below
         ``low_score`` and the visitor said it helped. Rows ``{"faq_id",
         "question", "chosen", "helpful", "count"}``, questions masked, grouped by
         FAQ and question; most ``count`` first. ``since``/``until`` bound the

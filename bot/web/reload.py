@@ -14,12 +14,10 @@ workers switch on their next request.
 
 from __future__ import annotations
 
-import os
-import threading
-
 from flask import Flask, current_app
 
 from bot.reload import ReloadResult, Watcher, rebuild
+from bot.web.per_process import PerProcess
 from bot.web.service import get_service
 
 __all__ = ["init_app", "reload_bank", "watcher"]
@@ -27,33 +25,20 @@ __all__ = ["init_app", "reload_bank", "watcher"]
 _EXTENSION = "xiaocheng_reload"
 
 
-class _ProcessWatcher:
-    """The watcher of the current process, created on first use after a fork."""
-
-    def __init__(self, app: Flask) -> None:
-        self._app = app
-        # The marker now is older than the bank the app has just loaded.
-        self._baseline = Watcher.baseline_of(app.config["INDEX_PATH"])
-        self._watcher: Watcher | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Watcher:
-        watcher, pid = self._watcher, self._pid
-        if watcher is not None and pid == os.getpid():
-            return watcher
-        with self._lock:
-            if self._watcher is None or self._pid != os.getpid():
-                cfg = self._app.config
-                self._watcher = Watcher(
-                    get_service(self._app),
-                    cfg["INDEX_PATH"],
-                    cache_dir=cfg.get("CACHE_DIR"),
-                    check_interval=float(cfg["RELOAD_CHECK_INTERVAL_S"]),
-                    baseline=self._baseline,
-                )
-                self._pid = os.getpid()
-            return self._watcher
+def _process_watcher(app: Flask) -> PerProcess[Watcher]:
+    """The watcher of each process of ``app``, created on its first use there."""
+    cfg = app.config
+    # The marker now is older than the bank the app has just loaded.
+    baseline = Watcher.baseline_of(cfg["INDEX_PATH"])
+    return PerProcess(
+        lambda: Watcher(
+            get_service(app),
+            cfg["INDEX_PATH"],
+            cache_dir=cfg.get("CACHE_DIR"),
+            check_interval=float(cfg["RELOAD_CHECK_INTERVAL_S"]),
+            baseline=baseline,
+        )
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -63,13 +48,13 @@ def init_app(app: Flask) -> None:
     """
     if _EXTENSION in app.extensions:
         return
-    app.extensions[_EXTENSION] = _ProcessWatcher(app)
+    app.extensions[_EXTENSION] = _process_watcher(app)
     app.before_request(_check_for_reload)
 
 
 def watcher(app: Flask) -> Watcher:
     """The watcher of ``app`` in this process."""
-    holder: _ProcessWatcher = app.extensions[_EXTENSION]
+    holder: PerProcess[Watcher] = app.extensions[_EXTENSION]
     return holder.get()
 
 

@@ -6,14 +6,13 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 
 from flask import Flask, current_app
 
 from bot.match.engine import Bot
 from bot.querylog import QueryLog
+from bot.web.per_process import PerProcess
 
 __all__ = ["Service", "get_service", "init_app"]
 
@@ -35,10 +34,7 @@ class Service:
 
     def __init__(self, bot: Bot, open_querylog: Callable[[], QueryLog]) -> None:
         self._bot = bot
-        self._open_querylog = open_querylog
-        self._querylog: QueryLog | None = None
-        self._querylog_pid: int | None = None
-        self._lock = threading.Lock()
+        self._querylog = PerProcess(open_querylog)
 
     @property
     def bot(self) -> Bot:
@@ -52,22 +48,11 @@ class Service:
     @property
     def querylog(self) -> QueryLog:
         """The query log of this process, opened on first use."""
-        log, pid = self._querylog, self._querylog_pid
-        if log is not None and pid == os.getpid():
-            return log
-        with self._lock:
-            if self._querylog is None or self._querylog_pid != os.getpid():
-                # One inherited through fork is the parent's: leave it alone.
-                self._querylog = self._open_querylog()
-                self._querylog_pid = os.getpid()
-            return self._querylog
+        return self._querylog.get()
 
     def close(self) -> None:
         """Write this process's queued query-log rows and close the log."""
-        with self._lock:
-            log, self._querylog = self._querylog, None
-            if log is not None and self._querylog_pid == os.getpid():
-                log.close()
+        self._querylog.discard(lambda log: log.close())
 
 
 def init_app(app: Flask, service: Service) -> Service:

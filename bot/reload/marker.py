@@ -1,0 +1,114 @@
+"""The marker a rebuild publishes and the workers read: ``index.pkl.version``.
+
+It names the bank version (:func:`bank_version`), the snapshot folder under
+``reloads/`` and a fresh generation id, and is replaced atomically
+(:func:`replace_atomically`, also used for every other file a reload writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from ..bank import Bank
+from ..errors import IndexArtifactError
+
+__all__ = [
+    "SNAPSHOTS",
+    "Marker",
+    "bank_version",
+    "marker_path",
+    "read_marker",
+    "replace_atomically",
+    "write_marker",
+    "write_synced",
+]
+
+#: The folder beside the index that holds the snapshots.
+SNAPSHOTS = "reloads"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the last reload published: the bank version, its snapshot and a generation id."""
+
+    version: str
+    snapshot: Path
+    generation: str
+
+    @property
+    def index_path(self) -> Path:
+        return self.snapshot / "index.pkl"
+
+
+def bank_version(bank: Bank) -> str:
+    """The version of everything a worker serves from ``bank``: its files and thresholds."""
+    h = hashlib.sha256(bank.digest.encode())
+    h.update(b"\0")
+    h.update(json.dumps(bank.thresholds, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def marker_path(index_path: str | os.PathLike[str]) -> Path:
+    """The marker that belongs to the service's index at ``index_path``."""
+    path = Path(index_path)
+    return path.with_name(path.name + ".version")
+
+
+def read_marker(index_path: str | os.PathLike[str]) -> Marker | None:
+    """The marker beside ``index_path``; None if no reload has written one yet.
+
+    Raises IndexArtifactError for a marker that cannot be read or parsed.
+    """
+    path = marker_path(index_path)
+    try:
+        data = json.loads(path.read_bytes())
+        return Marker(
+            version=str(data["version"]),
+            snapshot=path.parent / SNAPSHOTS / str(data["snapshot"]),
+            generation=str(data["generation"]),
+        )
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise IndexArtifactError(f"{path} cannot be read ({exc.strerror})") from None
+    except (ValueError, KeyError, TypeError):
+        raise IndexArtifactError(f"{path} is not a reload marker") from None
+
+
+def write_marker(index_path: Path, bank: Bank, version: str, snapshot: Path) -> None:
+    data = {
+        "version": version,
+        "snapshot": snapshot.name,
+        "generation": uuid.uuid4().hex,
+        "digest": bank.digest,
+        "faqs": len(bank.faqs),
+        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    replace_atomically(marker_path(index_path), lambda fh: fh.write(json.dumps(data).encode()))
+
+
+def replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temporary file in its folder, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_synced(fh: BinaryIO, data: bytes) -> None:
+    fh.write(data)
+    fh.flush()
+    os.fsync(fh.fileno())
