@@ -28,6 +28,7 @@ from bot.errors import XiaochengError
 
 __all__ = [
     "CHINA_TIME",
+    "CHINA_UTC_OFFSET_MINUTES",
     "DEFAULTS",
     "DEFAULT_INSTANCE_PATH",
     "ENV_PREFIX",
@@ -38,7 +39,8 @@ __all__ = [
 
 ENV_PREFIX = "XIAOCHENG_"
 #: The bureau's time zone: days in the console and the report are China-time days.
-CHINA_TIME = timezone(timedelta(hours=8), "CST")
+CHINA_UTC_OFFSET_MINUTES = 480
+CHINA_TIME = timezone(timedelta(minutes=CHINA_UTC_OFFSET_MINUTES), "CST")
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = _REPO_ROOT / "instance"
 _CONFIG_FILE = "config.toml"

@@ -7,7 +7,7 @@ so rules added since a row was written apply to it too.
 
 ``since`` and ``until`` bound ``created_at`` as [since, until); either may be
 None. Naive datetimes are taken as UTC. Days are local days, shifted from UTC
-by ``utc_offset_minutes`` (480: China Standard Time).
+by ``utc_offset_minutes`` (default: China Standard Time, bot.config).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.querylog.masking import mask
 from bot.querylog.schema import REPLY_TYPES, Tables, as_utc
 
@@ -28,7 +29,9 @@ __all__ = ["LogReader"]
 class LogReader:
     """Reads of the log in tables ``t`` through ``engine``."""
 
-    def __init__(self, engine: sa.Engine, t: Tables, *, utc_offset_minutes: int = 480) -> None:
+    def __init__(
+        self, engine: sa.Engine, t: Tables, *, utc_offset_minutes: int = CHINA_UTC_OFFSET_MINUTES
+    ) -> None:
         self._engine = engine
         self._t = t
         self._offset = timedelta(minutes=utc_offset_minutes)

@@ -47,6 +47,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.errors import QueryLogError, UnknownQuery
 from bot.querylog.masking import mask
 from bot.querylog.schema import (
@@ -114,7 +115,7 @@ class QueryLog(LogReader):
         linger_s: float = 0.05,
         max_chars: int = 500,
         busy_timeout_ms: int = 10_000,
-        utc_offset_minutes: int = 480,
+        utc_offset_minutes: int = CHINA_UTC_OFFSET_MINUTES,
         feedback_grace_s: float = 2.0,
         close_timeout_s: float = 30.0,
     ) -> None:
