@@ -1,7 +1,9 @@
 """The exception family of 智能小城.
 
     XiaochengError
-     ├── BankError          the FAQ bank in faq/ has problems (each names file, line, entry)
+     ├── IssuesError        several located problems, listed in ``issues``
+     │    ├── BankError     the FAQ bank in faq/ has problems (each names file, line, entry)
+     │    └── (WorkbookError in bot.curate.xlsx: cells of an imported workbook)
      ├── IndexArtifactError an index file is missing, unreadable, stale or foreign
      └── QueryLogError      the query-log store refused an operation
           └── UnknownQuery  feedback names a query id that was never logged
@@ -11,12 +13,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 __all__ = [
     "BankError",
     "BankIssue",
     "IndexArtifactError",
+    "IssuesError",
     "QueryLogError",
     "UnknownQuery",
     "XiaochengError",
@@ -47,12 +52,20 @@ class BankIssue:
         return f"{where}:{who} {self.message}"
 
 
-class BankError(XiaochengError):
-    """The FAQ bank could not be loaded; ``issues`` lists every problem found."""
+_Issue = TypeVar("_Issue")
 
-    def __init__(self, issues: list[BankIssue]) -> None:
+
+class IssuesError(XiaochengError, Generic[_Issue]):
+    """An error made of several located problems; ``issues`` lists every one, and the
+    message is one line each."""
+
+    def __init__(self, issues: Iterable[_Issue]) -> None:
         self.issues = list(issues)
         super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class BankError(IssuesError[BankIssue]):
+    """The FAQ bank could not be loaded; ``issues`` lists every problem found."""
 
 
 class IndexArtifactError(XiaochengError):

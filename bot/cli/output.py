@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-from ..errors import XiaochengError
+from ..errors import IssuesError, XiaochengError
 
 __all__ = ["fail", "print_errors"]
 
@@ -19,5 +19,6 @@ def print_errors(lines: Iterable[str]) -> int:
 
 def fail(exc: XiaochengError) -> int:
     """Print ``exc`` (each issue of an error that lists several on its own line); return 1."""
-    issues = getattr(exc, "issues", None)  # BankError, WorkbookError
-    return print_errors([str(i) for i in issues] if issues is not None else [str(exc)])
+    if isinstance(exc, IssuesError):
+        return print_errors(str(i) for i in exc.issues)
+    return print_errors([str(exc)])

@@ -32,7 +32,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from ..bank import EXTRA_FILES, Bank, Faq, load_bank
-from ..errors import BankError, XiaochengError
+from ..errors import BankError, IssuesError
 from .edit import Draft, EditConflict, EditError, file_digest
 
 __all__ = ["COLUMNS", "CellIssue", "ImportResult", "WorkbookError", "export_xlsx", "import_xlsx"]
@@ -106,12 +106,8 @@ class CellIssue:
         return f"{where}:{who} {self.message}"
 
 
-class WorkbookError(XiaochengError):
+class WorkbookError(IssuesError[CellIssue]):
     """The workbook cannot be imported; ``issues`` lists every bad cell."""
-
-    def __init__(self, issues: list[CellIssue]) -> None:
-        self.issues = list(issues)
-        super().__init__("\n".join(str(i) for i in self.issues))
 
 
 @dataclass(frozen=True)
