@@ -11,7 +11,8 @@ a new entry at the end of the file named in 文件. Rows removed from the sheet
 do not delete entries.
 
 Problems are reported as ``问答!D7: entry 'vendor-report': 扩展问不能为空``
-(:class:`WorkbookError`, one :class:`CellIssue` each).
+(:class:`WorkbookError`, one :class:`CellIssue` each; both in :mod:`.sheet`, with
+the sheet's layout).
 """
 
 from __future__ import annotations
@@ -32,82 +33,22 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 
 from ..bank import EXTRA_FILES, Bank, Faq, load_bank
-from ..errors import BankError, IssuesError
+from ..errors import BankError
 from .edit import Draft, EditConflict, EditError, file_digest
+from .sheet import (
+    COL,
+    COLUMNS,
+    HEADERS,
+    HELP_SHEET,
+    ID_PATTERN,
+    LIST_FIELDS,
+    SHEET,
+    VERSION_SHEET,
+    CellIssue,
+    WorkbookError,
+)
 
 __all__ = ["COLUMNS", "CellIssue", "ImportResult", "WorkbookError", "export_xlsx", "import_xlsx"]
-
-SHEET = "问答"
-HELP_SHEET = "说明"
-VERSION_SHEET = "版本"
-#: (header, bank field, column width, what the 说明 sheet says)
-COLUMNS: tuple[tuple[str, str, int, str], ...] = (
-    (
-        "编号",
-        "id",
-        26,
-        "条目的唯一编号：小写字母、数字和“-”。已有条目的编号不要改；新增一行并写一个新编号即新增条目。",
-    ),
-    ("分类", "category", 12, "条目所属的分类，如“市容秩序”。"),
-    ("标准问", "question", 30, "最常见、最规范的问法，全库不能重复。"),
-    (
-        "扩展问",
-        "alternates",
-        36,
-        "群众的其他问法，每行一个（单元格内换行：Excel 按 Alt+Enter，WPS 同样）。不能为空。",
-    ),
-    (
-        "答案",
-        "answer",
-        60,
-        "回复群众的答案，2–6 句平实的话；城市信息写成 {hotline} 这样的占位符（见 faq/site.yaml）。",
-    ),
-    ("关键词", "keywords", 18, "可选。把兜底提示引到本条的词，每行一个。"),
-    ("相关问题", "related", 26, "可选。答完后推荐的其他条目的编号，每行一个。"),
-    (
-        "依据",
-        "basis",
-        30,
-        "可选。答案所依据的法律法规名称，每行一个，如《城市市容和环境卫生管理条例》。",
-    ),
-    (
-        "链接",
-        "links",
-        36,
-        "可选。每行一个，写成“标题：网址”，网址可用占位符，如“网上留言：{message_board_url}”。",
-    ),
-    ("审核日期", "reviewed", 12, "可选。最近一次审核内容的日期，写成 2026-11-20 这样的格式。"),
-    (
-        "文件",
-        "file",
-        22,
-        "条目所在的 YAML 文件（faq 目录下），如 street-order.yaml。"
-        "已有条目不能改；新条目写在这里指定的文件末尾。",
-    ),
-)
-_HEADERS = tuple(c[0] for c in COLUMNS)
-_COL = {c[1]: get_column_letter(i) for i, c in enumerate(COLUMNS, start=1)}
-_ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_LIST_FIELDS = ("alternates", "keywords", "related", "basis")
-
-
-@dataclass(frozen=True)
-class CellIssue:
-    """One problem in the workbook, located by sheet and cell."""
-
-    sheet: str
-    cell: str | None
-    message: str
-    entry: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.sheet}!{self.cell}" if self.cell else self.sheet
-        who = f" entry '{self.entry}':" if self.entry else ""
-        return f"{where}:{who} {self.message}"
-
-
-class WorkbookError(IssuesError[CellIssue]):
-    """The workbook cannot be imported; ``issues`` lists every bad cell."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +66,7 @@ class ImportResult:
 def _cell_value(faq: Faq, key: str) -> str:
     if key == "file":
         return Path(faq.path).name
-    if key in _LIST_FIELDS:
+    if key in LIST_FIELDS:
         return "\n".join(getattr(faq, key))
     if key == "links":
         return "\n".join(f"{link.title}：{link.url}" for link in faq.links)
@@ -146,7 +87,7 @@ def export_xlsx(faq_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -
     ws.title = SHEET
     head_font, head_fill = Font(bold=True), PatternFill("solid", fgColor="DDEBF7")
     wrap = Alignment(wrap_text=True, vertical="top")
-    ws.append(list(_HEADERS))
+    ws.append(list(HEADERS))
     for i, (_, _, width, _) in enumerate(COLUMNS, start=1):
         cell = ws.cell(row=1, column=i)
         cell.font, cell.fill, cell.alignment = head_font, head_fill, wrap
@@ -234,7 +175,7 @@ def _read_rows(
     finally:
         wb.close()
     header = [_text(v) for v in (rows[0] if rows else ())]
-    for i, want in enumerate(_HEADERS):
+    for i, want in enumerate(HEADERS):
         got = header[i] if i < len(header) else ""
         if got != want:
             issues.append(
@@ -252,7 +193,7 @@ def _read_rows(
         fields["id"] = eid
         for key in ("category", "question", "answer"):
             fields[key] = _text(cells.get(key))
-        for key in _LIST_FIELDS:
+        for key in LIST_FIELDS:
             fields[key] = _lines(cells.get(key))
         fields["reviewed"] = _text(cells.get("reviewed")) or None
         fields["links"] = _lines(cells.get("links"))
@@ -282,16 +223,16 @@ def _check_row(row: _Row, issues: list[CellIssue]) -> None:
     for key, message in _REQUIRED.items():
         value = row.file if key == "file" else row.fields[key]
         if not value:
-            issues.append(CellIssue(SHEET, f"{_COL[key]}{row.number}", message, eid))
-    if eid and not _ID.match(eid):
+            issues.append(CellIssue(SHEET, f"{COL[key]}{row.number}", message, eid))
+    if eid and not ID_PATTERN.match(eid):
         issues.append(
-            CellIssue(SHEET, f"{_COL['id']}{row.number}", "编号只能用小写字母、数字和“-”", eid)
+            CellIssue(SHEET, f"{COL['id']}{row.number}", "编号只能用小写字母、数字和“-”", eid)
         )
     if row.file and (not row.file.endswith(".yaml") or "/" in row.file or row.file in EXTRA_FILES):
         issues.append(
             CellIssue(
                 SHEET,
-                f"{_COL['file']}{row.number}",
+                f"{COL['file']}{row.number}",
                 f"文件“{row.file}”不是问答文件名（应像 street-order.yaml 这样）",
                 eid,
             )
@@ -304,7 +245,7 @@ def _check_row(row: _Row, issues: list[CellIssue]) -> None:
             issues.append(
                 CellIssue(
                     SHEET,
-                    f"{_COL['reviewed']}{row.number}",
+                    f"{COL['reviewed']}{row.number}",
                     f"审核日期“{reviewed}”要写成 2026-11-20 这样的格式",
                     eid,
                 )
@@ -317,7 +258,7 @@ def _check_row(row: _Row, issues: list[CellIssue]) -> None:
             issues.append(
                 CellIssue(
                     SHEET,
-                    f"{_COL['links']}{row.number}",
+                    f"{COL['links']}{row.number}",
                     f"链接第 {n} 行要写成“标题：网址”",
                     eid,
                 )
@@ -381,7 +322,7 @@ def import_xlsx(
         eid = row.fields["id"]
         if eid in seen:
             issues.append(
-                CellIssue(SHEET, f"{_COL['id']}{row.number}", f"编号与第 {seen[eid]} 行重复", eid)
+                CellIssue(SHEET, f"{COL['id']}{row.number}", f"编号与第 {seen[eid]} 行重复", eid)
             )
         elif eid:
             seen[eid] = row.number
@@ -391,7 +332,7 @@ def import_xlsx(
             issues.append(
                 CellIssue(
                     SHEET,
-                    f"{_COL['file']}{row.number}",
+                    f"{COL['file']}{row.number}",
                     f"这个条目在 {Path(faq.path).name} 里，文件列不能改"
                     "（要移动条目请直接编辑 YAML）",
                     eid,
@@ -431,9 +372,7 @@ def import_xlsx(
             [
                 CellIssue(
                     SHEET,
-                    f"{_COL[_column_of(i.message)]}{row_of[i.entry]}"
-                    if i.entry in row_of
-                    else None,
+                    f"{COL[_column_of(i.message)]}{row_of[i.entry]}" if i.entry in row_of else None,
                     i.message if i.entry in row_of else str(i),
                     i.entry if i.entry in row_of else None,
                 )
