@@ -3,7 +3,7 @@
 A :class:`Draft` reads the files it needs once (with ruamel.yaml, which keeps
 everything a curator wrote), changes entries in memory, validates the WHOLE
 resulting bank through :func:`bot.bank.load_bank` (``texts=``) and only then
-writes the changed files, each atomically (temporary file + ``os.replace``).
+writes the changed files, each atomically (:func:`bot.files.atomic_write`).
 A file that changed on disk after the draft read it is never overwritten:
 :meth:`Draft.write` holds a lock on each file, compares its SHA-256 with the
 one read at the start (or with the one the caller saw, ``expected=``) and
@@ -32,7 +32,6 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarStri
 
 from ..bank import ENTRY_KEYS, EXTRA_FILES, Bank, load_bank, shown_path
 from ..errors import XiaochengError
+from ..files import atomic_write
 
 __all__ = ["Draft", "EditConflict", "EditError", "EntryChange", "file_digest"]
 
@@ -271,7 +271,7 @@ class Draft:
                 new = not self._docs[name].original
                 stack.enter_context(_locked_at(self.root / name, want, new=new))
             for name in names:
-                _atomic_write(self.root / name, texts[name].encode("utf-8"))
+                atomic_write(self.root / name, texts[name].encode("utf-8"))
         for name in names:
             raw = texts[name].encode("utf-8")
             doc = self._docs[name]
@@ -408,24 +408,3 @@ def _locked_at(path: Path, digest: str, *, new: bool) -> Iterator[None]:
             return
         finally:
             fh.close()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

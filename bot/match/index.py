@@ -22,19 +22,19 @@ import math
 import os
 import pickle
 import platform
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ..errors import IndexArtifactError
+from ..files import atomic_write
 from .text import Prepared
 
 __all__ = ["Index", "IndexSettings", "features", "MAGIC", "FORMAT"]
@@ -265,16 +265,13 @@ class Index:
             "row_text": self.row_text,
             "row_pinyin": self.row_pinyin,
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC)
-                fh.write(json.dumps(self.meta, sort_keys=True).encode() + b"\n")
-                pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        def write(fh: BinaryIO) -> None:
+            fh.write(MAGIC)
+            fh.write(json.dumps(self.meta, sort_keys=True).encode() + b"\n")
+            pickle.dump(payload, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+        atomic_write(path, write)
 
     @staticmethod
     def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 It names the bank version (:func:`bank_version`), the snapshot folder under
 ``reloads/`` and a fresh generation id, and is replaced atomically
-(:func:`replace_atomically`, also used for every other file a reload writes).
+(:func:`bot.files.atomic_write`, as every other file a reload writes).
 """
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from ..bank import Bank
 from ..errors import IndexArtifactError
+from ..files import atomic_write
 
 __all__ = [
     "SNAPSHOTS",
@@ -27,9 +25,7 @@ __all__ = [
     "bank_version",
     "marker_path",
     "read_marker",
-    "replace_atomically",
     "write_marker",
-    "write_synced",
 ]
 
 #: The folder beside the index that holds the snapshots.
@@ -93,22 +89,4 @@ def write_marker(index_path: Path, bank: Bank, version: str, snapshot: Path) -> 
         "faqs": len(bank.faqs),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    replace_atomically(marker_path(index_path), lambda fh: fh.write(json.dumps(data).encode()))
-
-
-def replace_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` through a temporary file in its folder, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_synced(fh: BinaryIO, data: bytes) -> None:
-    fh.write(data)
-    fh.flush()
-    os.fsync(fh.fileno())
+    atomic_write(marker_path(index_path), json.dumps(data).encode())

@@ -18,15 +18,14 @@ from pathlib import Path
 
 from ..bank import load_bank, shown_path
 from ..errors import BankError, IndexArtifactError
+from ..files import atomic_write
 from ..match.engine import Bot
 from ..match.index import Index
 from .marker import (
     SNAPSHOTS,
     bank_version,
     read_marker,
-    replace_atomically,
     write_marker,
-    write_synced,
 )
 from .snapshot import make_snapshot, prune, sha256, verify_snapshot
 
@@ -108,7 +107,7 @@ def rebuild(
             # Only bytes that match the manifest become the service's index.
             data = verify_snapshot(snapshot)["index.pkl"]
             if _file_sha256(index_path) != sha256(data):
-                replace_atomically(index_path, lambda fh: write_synced(fh, data))
+                atomic_write(index_path, data)
             rows = int(Index.read_meta(snapshot / "index.pkl").get("rows", 0))
             write_marker(index_path, bank, version, snapshot)
             prune(snapshots, snapshot)

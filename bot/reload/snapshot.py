@@ -20,9 +20,10 @@ from pathlib import Path
 
 from ..bank import DICT_FILE, Bank, load_bank, shown_path
 from ..errors import BankError, BankIssue, IndexArtifactError
+from ..files import atomic_write
 from ..match.engine import Bot, build_index, pipeline_for
 from ..match.index import Index, stale_reason
-from .marker import bank_version, replace_atomically
+from .marker import bank_version
 
 __all__ = ["KEEP_SNAPSHOTS", "MANIFEST", "make_snapshot", "prune", "sha256", "verify_snapshot"]
 
@@ -48,7 +49,7 @@ def _write_manifest(snapshot: Path) -> None:
         if p.is_file() and p.name != MANIFEST
     }
     data = json.dumps({"format": _MANIFEST_FORMAT, "files": files}, indent=1).encode()
-    replace_atomically(snapshot / MANIFEST, lambda fh: fh.write(data))
+    atomic_write(snapshot / MANIFEST, data)
 
 
 def _damaged(path: Path, why: str) -> IndexArtifactError:
