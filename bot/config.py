@@ -87,6 +87,10 @@ DEFAULTS: dict[str, Any] = {
     "QUERYLOG_FEEDBACK_GRACE_S": 0.5,
     # Days a logged question is kept; ``python -m bot purge`` deletes older ones.
     "LOG_RETENTION_DAYS": 180,
+    # Folder of the query log's outbox files, where each worker keeps its rows until
+    # the database has them (default: outbox/ in the instance folder; keep it on a
+    # local disk, one folder per node).
+    "QUERYLOG_OUTBOX_DIR": None,
     # Unanswered-question clusters (console and ``python -m bot report``): an answer
     # scoring below CLUSTER_LOW_SCORE counts as low-confidence; at most CLUSTER_MAX_ROWS
     # newest questions are clustered; a question joins a cluster from cosine

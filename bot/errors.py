@@ -6,7 +6,8 @@
      │    └── (WorkbookError in bot.curate.xlsx: cells of an imported workbook)
      ├── IndexArtifactError an index file is missing, unreadable, stale or foreign
      └── QueryLogError      the query-log store refused an operation
-          └── UnknownQuery  feedback names a query id that was never logged
+          ├── UnknownQuery  feedback names a query id that was never logged
+          └── QueryLogUnavailable  the log's database cannot be reached to answer
 
 "No match" is not an error: it is a normal fallback reply.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "IndexArtifactError",
     "IssuesError",
     "QueryLogError",
+    "QueryLogUnavailable",
     "UnknownQuery",
     "XiaochengError",
 ]
@@ -78,3 +80,7 @@ class QueryLogError(XiaochengError):
 
 class UnknownQuery(QueryLogError):
     """Feedback refers to a query id that is not in the log."""
+
+
+class QueryLogUnavailable(QueryLogError):
+    """The query log's database cannot be reached, so a question about it has no answer."""

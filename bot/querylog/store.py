@@ -8,8 +8,13 @@ no caller can forget to. This module writes; the tables and migrations are in
 :mod:`bot.querylog.stats`.
 
 Writes never make a visitor wait on the database: :meth:`QueryLog.log_query`
-allocates the row's id itself, hands the row to the process's queued writer
-(:mod:`bot.querylog.writer`) and returns the id.
+allocates the row's id itself, hands the row to the process's writer and
+returns the id. With an ``outbox`` folder (the web service's) that writer is a
+:class:`bot.querylog.shipper.Shipper`: the row is durable in this process's
+outbox file (:mod:`bot.querylog.outbox`) before ``log_query`` returns, and is
+shipped to the database whenever it answers; :meth:`QueryLog.health` reports
+the backlog and what keeps it from shrinking. Without one, rows wait in the
+in-memory queue of :mod:`bot.querylog.writer` (tools and tests).
 :meth:`QueryLog.flush` waits for the queue to drain and :meth:`QueryLog.close`
 drains it and disposes of the engine; ``close`` also runs at process exit.
 A forked child (a gunicorn worker) starts every inherited store afresh, with
@@ -39,16 +44,18 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from bot.config import CHINA_UTC_OFFSET_MINUTES
-from bot.errors import QueryLogError, UnknownQuery
+from bot.errors import QueryLogError, QueryLogUnavailable, UnknownQuery
+from bot.querylog import outbox as outboxes
 from bot.querylog.masking import mask
 from bot.querylog.schema import (
     FEEDBACK_REASONS,
@@ -58,6 +65,7 @@ from bot.querylog.schema import (
     open_engine,
     upgrade,
 )
+from bot.querylog.shipper import Shipper
 from bot.querylog.stats import LogReader
 from bot.querylog.writer import Row, Writer
 
@@ -100,7 +108,10 @@ class QueryLog(LogReader):
     or ``postgresql+psycopg://@127.0.0.1:5432/test``. ``schema`` puts the tables in
     that PostgreSQL schema (created if missing). With ``background=False`` every
     write happens in the caller's thread (command-line tools). ``migrate=False``
-    leaves the schema alone until :meth:`migrate` is called.
+    leaves the schema alone until :meth:`migrate` is called (with an outbox, a
+    database unreachable now is migrated before the first rows shipped). ``outbox`` is the
+    folder of the outbox files (see the module's docstring; ``queue_size`` is then
+    unused: an outbox has no limit but its disk).
     """
 
     def __init__(
@@ -118,35 +129,56 @@ class QueryLog(LogReader):
         utc_offset_minutes: int = CHINA_UTC_OFFSET_MINUTES,
         feedback_grace_s: float = 2.0,
         close_timeout_s: float = 30.0,
+        outbox: str | os.PathLike[str] | None = None,
     ) -> None:
         if sa.make_url(url).get_backend_name() == "sqlite" and schema is not None:
             raise QueryLogError("schema is for PostgreSQL; SQLite keeps one database per file")
         self._background = background
         self._max_chars = max_chars
         self._feedback_grace_s = feedback_grace_s
-        self._new_writer = functools.partial(
-            Writer,
-            self._insert,
-            queue_size=queue_size,
-            batch_size=batch_size,
-            linger_s=linger_s,
-            close_timeout_s=close_timeout_s,
-        )
+        self._outbox = None if outbox is None else Path(outbox)
+        self._new_writer: Callable[[], Writer | Shipper]
+        if self._outbox is None or not background:
+            self._new_writer = functools.partial(
+                Writer,
+                self._insert,
+                queue_size=queue_size,
+                batch_size=batch_size,
+                linger_s=linger_s,
+                close_timeout_s=close_timeout_s,
+            )
+        else:
+            self._new_writer = functools.partial(
+                Shipper,
+                self._insert,
+                self._outbox,
+                reconnect=self._reconnect,
+                batch_size=batch_size,
+                linger_s=linger_s,
+            )
         super().__init__(
             open_engine(url, busy_timeout_ms),
             make_tables(schema, max_chars),
             utc_offset_minutes=utc_offset_minutes,
         )
         self._closed = False
+        self._migrate_first = False
         self._reset_writer_state()
         if migrate:
             try:
                 self.migrate()
+            except sa.exc.OperationalError:
+                if self._outbox is None or not background:
+                    self._engine.dispose()
+                    raise
+                self._migrate_first = True  # unreachable: before the first shipment
             except BaseException:
                 self._engine.dispose()
                 raise
         _live.add(self)
         atexit.register(self.close)
+        if isinstance(self._writer, Shipper):
+            self._writer.start()  # ship what processes gone before left behind
 
     # -- life cycle ---------------------------------------------------------
 
@@ -170,6 +202,20 @@ class QueryLog(LogReader):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; return False if ``timeout`` ran out."""
         return self._writer.flush(timeout)
+
+    def health(self) -> dict[str, Any]:
+        """``{"problem": why rows cannot be stored now or None, "backlog": rows waiting}``.
+
+        With an outbox, the backlog and problems are those of every process sharing
+        its folder; without one, of this process's queue.
+        """
+        writer = self._writer
+        if not isinstance(writer, Shipper):
+            return {"problem": None, "backlog": writer.backlog()}
+        writer.start()
+        status = outboxes.folder_status(writer.folder)
+        problems = [p for p in [writer.problem(), *status.errors] if p]
+        return {"problem": problems[0] if problems else None, "backlog": status.backlog}
 
     def close(self) -> None:
         """Write every queued row, stop the writer and close all connections."""
@@ -272,16 +318,26 @@ class QueryLog(LogReader):
         return mask(text[: self._max_chars * 4])[: self._max_chars]
 
     def _known(self, query_id: int) -> bool:
+        """Whether ``query_id`` is queued here, in an outbox of the folder or in the
+        database; raise :class:`QueryLogUnavailable` if only the database could tell."""
         deadline = time.monotonic() + self._feedback_grace_s
         delay = 0.05
         while True:
             if self._writer.pending(query_id):
                 return True
             q = self._t.queries
-            with self._engine.connect() as conn:
-                if conn.scalar(sa.select(q.c.id).where(q.c.id == query_id)) is not None:
-                    return True
+            failure: sa.exc.SQLAlchemyError | None = None
+            try:
+                with self._engine.connect() as conn:
+                    if conn.scalar(sa.select(q.c.id).where(q.c.id == query_id)) is not None:
+                        return True
+            except sa.exc.SQLAlchemyError as e:
+                failure = e
+            if self._outbox is not None and outboxes.find_query(self._outbox, query_id):
+                return True
             if time.monotonic() + delay > deadline:
+                if failure is not None:
+                    raise QueryLogUnavailable(f"the query log cannot be read: {failure}")
                 return False
             time.sleep(delay)
             delay *= 2
@@ -299,12 +355,22 @@ class QueryLog(LogReader):
         stay the parent's."""
         _parents_pools.append(self._engine.pool)
         self._engine.dispose(close=False)
+        if isinstance(self._writer, Shipper):
+            self._writer.abandon()
         self._reset_writer_state()
+
+    def _reconnect(self) -> None:
+        """Drop the pooled connections: the next write opens fresh ones (a file made
+        writable again, a restarted server)."""
+        self._engine.dispose()
 
     def _insert(self, rows: Sequence[Row]) -> None:
         queries = [row for table, row in rows if table == "queries"]
         feedback = [row for table, row in rows if table == "feedback"]
         with self._writing() as conn:
+            if self._migrate_first:
+                upgrade(conn, self._t)
+                self._migrate_first = False
             if queries:
                 conn.execute(self._t.queries.insert(), queries)
             if feedback:

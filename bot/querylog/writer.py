@@ -90,6 +90,11 @@ class Writer:
         with self._state:
             return query_id in self._pending
 
+    def backlog(self) -> int:
+        """How many rows are queued and not yet written."""
+        with self._state:
+            return self._outstanding
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; return False if ``timeout`` ran out."""
         deadline = None if timeout is None else time.monotonic() + timeout

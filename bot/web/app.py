@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -60,12 +61,23 @@ def create_app(
     )
     app.logger.info("loaded %d FAQs from %s", len(bot.bank.faqs), app.config["FAQ_DIR"])
     url, grace = app.config["DATABASE_URL"], app.config["QUERYLOG_FEEDBACK_GRACE_S"]
+    outbox = app.config["QUERYLOG_OUTBOX_DIR"] or instance / "outbox"
     # Create or migrate the schema now, once, before any worker forks. Each process
     # then opens its own log without touching the database, so a worker whose
-    # database is briefly down still answers while its log's writer retries.
-    QueryLog(url).close()
+    # database is down still answers: its rows wait in its outbox file.
+    # If it is unreachable, each worker's log migrates it before its first shipment.
+    try:
+        QueryLog(url).close()
+        migrated = True
+    except sa.exc.OperationalError as e:
+        app.logger.error("the query log's database is unreachable, rows wait: %s", e)
+        migrated = False
     service.init_app(
-        app, Service(bot, lambda: QueryLog(url, feedback_grace_s=grace, migrate=False))
+        app,
+        Service(
+            bot,
+            lambda: QueryLog(url, feedback_grace_s=grace, migrate=not migrated, outbox=outbox),
+        ),
     )
 
     limiter = Limiter(

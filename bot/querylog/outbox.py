@@ -1,0 +1,254 @@
+"""The query log's outbox: rows kept on this node, in a local SQLite file, until shipped.
+
+Each process that logs questions owns one outbox file in the outbox folder
+(``outbox-<pid>-<token>.db``, SQLite in WAL mode with ``synchronous=NORMAL``):
+:meth:`OutboxFile.add` writes a row there in the caller's thread, one short
+transaction, before the reply is sent. A committed row survives the process
+(``kill -9``, an out-of-memory kill, a restart); only a crash of the machine
+itself may take the last transactions with it (WAL without a sync per commit).
+The shipper (:mod:`bot.querylog.shipper`) copies the rows to the configured
+database in batches and deletes them from the outbox only after that commit.
+
+Ownership is an exclusive ``flock`` on ``outbox-<pid>-<token>.lock``, taken
+before the outbox file exists and held while the process lives: the kernel
+releases it when the process dies however it dies. :func:`claim_orphans` takes
+over every outbox whose lock is free (its owner is gone), so a new worker, or
+any live one, ships what a dead one left behind; the token keeps a reused pid
+from ever meeting an old file. An emptied orphan is deleted
+(:meth:`OutboxFile.discard`).
+
+Each outbox also records its shipper's last failure (:meth:`OutboxFile.note`),
+so :func:`folder_status` can tell any worker's health check the backlog and the
+failures of every process sharing the folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OutboxFile", "OutboxStatus", "claim_orphans", "create", "find_query", "folder_status"]
+
+# A row for table "queries" or "feedback", with its id under "id".
+Row = tuple[str, dict[str, Any]]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    tbl TEXT NOT NULL,
+    query_id INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    not_before REAL NOT NULL DEFAULT 0,
+    refusals INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_query ON outbox (query_id);
+CREATE TABLE IF NOT EXISTS shipper (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    error TEXT,
+    since REAL
+);
+"""
+_PREFIX = "outbox-"
+_BUSY_TIMEOUT_S = 5.0
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _encode(row: dict[str, Any]) -> str:
+    data = dict(row)
+    data["created_at"] = row["created_at"].isoformat()
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    data["created_at"] = datetime.fromisoformat(data["created_at"])
+    return data
+
+
+class OutboxFile:
+    """One outbox file, its lock held by this process (file descriptor ``lock_fd``)."""
+
+    def __init__(self, path: Path, lock_fd: int) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+        self._lock = threading.Lock()
+        self._conn = _connect(path)
+        self._conn.executescript(_SCHEMA)
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        """Keep ``row`` for ``table``, durably, before returning."""
+        query_id = row["id"] if table == "queries" else row["query_id"]
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
+                (table, query_id, _encode(row)),
+            )
+
+    def batch(self, n: int) -> list[tuple[int, Row]]:
+        """Up to ``n`` rows due for shipping, oldest first, with their sequence numbers."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT seq, tbl, data FROM outbox WHERE not_before <= ? ORDER BY seq LIMIT ?",
+                (time.time(), n),
+            ).fetchall()
+        return [(seq, (table, _decode(data))) for seq, table, data in found]
+
+    def remove(self, seqs: Sequence[int]) -> None:
+        """Forget the rows ``seqs``: the database has them (or refused them for good)."""
+        with self._lock:
+            self._conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    def defer(self, seq: int, delay_s: float) -> int:
+        """Ship row ``seq`` again in ``delay_s`` at the earliest; return its refusals so far."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE outbox SET not_before = ?, refusals = refusals + 1 WHERE seq = ?",
+                (time.time() + delay_s, seq),
+            )
+            refusals: int = self._conn.execute(
+                "SELECT refusals FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()[0]
+        return refusals
+
+    def count(self) -> int:
+        with self._lock:
+            n: int = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        return n
+
+    def note(self, error: str | None) -> None:
+        """Record the shipper's last failure (None: it shipped)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO shipper (one, error, since) VALUES (1, ?, ?)",
+                (error, time.time()),
+            )
+
+    def close(self) -> None:
+        """Close the file and give up its lock; its rows wait for the next owner."""
+        with self._lock:
+            self._conn.close()
+        os.close(self._lock_fd)
+
+    def discard(self) -> None:
+        """Close and delete the (empty) outbox and its lock."""
+        with self._lock:
+            self._conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.path.with_suffix(".lock").unlink(missing_ok=True)
+        os.close(self._lock_fd)
+
+    def abandon(self) -> None:
+        """Drop the file without touching it (a forked child's copy of its parent's)."""
+        self._lock_fd = -1
+
+
+def _lock(path: Path, *, create: bool) -> int | None:
+    """An exclusive flock on ``path`` at once, or None if another process holds it."""
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT | os.O_EXCL if create else os.O_CREAT)
+    fd = os.open(path, flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def create(folder: Path) -> OutboxFile:
+    """A new outbox of this process in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+    fd = _lock(folder / f"{stem}.lock", create=True)
+    assert fd is not None  # a file created just now
+    return OutboxFile(folder / f"{stem}.db", fd)
+
+
+def claim_orphans(folder: Path, mine: Sequence[Path] = ()) -> Iterator[OutboxFile]:
+    """The outboxes in ``folder`` whose owner is gone, each now locked by this process."""
+    for path in sorted(folder.glob(f"{_PREFIX}*.db")):
+        if path in mine:
+            continue
+        lock_path = path.with_suffix(".lock")
+        try:
+            fd = _lock(lock_path, create=False)
+        except OSError:
+            continue
+        if fd is None:
+            continue  # its owner lives, or another process ships it
+        if not path.exists():  # emptied and deleted by another process meanwhile
+            try:
+                if os.fstat(fd).st_ino == lock_path.stat().st_ino:
+                    lock_path.unlink()
+            except OSError:
+                pass
+            os.close(fd)
+            continue
+        try:
+            yield OutboxFile(path, fd)
+        except sqlite3.Error:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What the outboxes of one folder hold: rows waiting and their shippers' failures."""
+
+    backlog: int
+    errors: list[str]
+
+
+def _each(folder: Path) -> Iterator[sqlite3.Connection]:
+    for path in sorted(folder.glob(f"{_PREFIX}*.db")):
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+        except sqlite3.Error:
+            continue
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def folder_status(folder: Path) -> OutboxStatus:
+    """The backlog and the current shipping failures of every outbox in ``folder``."""
+    backlog, errors = 0, []
+    for conn in _each(folder):
+        try:
+            backlog += conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            errors += [e for (e,) in conn.execute("SELECT error FROM shipper") if e]
+        except sqlite3.Error:
+            continue  # created a moment ago, its tables not yet there
+    return OutboxStatus(backlog, errors)
+
+
+def find_query(folder: Path, query_id: int) -> bool:
+    """Whether the query ``query_id`` waits in one of the outboxes in ``folder``."""
+    for conn in _each(folder):
+        try:
+            found = conn.execute(
+                "SELECT 1 FROM outbox WHERE tbl = 'queries' AND query_id = ?", (query_id,)
+            ).fetchone()
+        except sqlite3.Error:
+            continue
+        if found:
+            return True
+    return False
