@@ -20,12 +20,8 @@ drains it and disposes of the engine; ``close`` also runs at process exit.
 A forked child (a gunicorn worker) starts every inherited store afresh, with
 its own queue, writer and connections, leaving the parent's connections alone.
 
-Ids are 63-bit integers counted up from a random start drawn once per process.
-Rows from one process can never collide; two processes collide only if their
-ranges overlap: for any two processes writing a million rows each, a chance of
-about 1 in 10^12.
-No round trip is needed for an id, and feedback can name a query that is still
-in the queue.
+Ids come from :class:`bot.querylog.rows.Ids`: no round trip is needed for one,
+and feedback can name a query that is still in the queue or an outbox.
 
 :meth:`QueryLog.migrate` brings the schema up to date in one transaction, under
 a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL) so that
@@ -36,11 +32,7 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
-import json
-import math
 import os
-import secrets
 import threading
 import time
 import weakref
@@ -57,6 +49,7 @@ from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.errors import QueryLogError, QueryLogUnavailable, UnknownQuery
 from bot.querylog import outbox as outboxes
 from bot.querylog.masking import mask
+from bot.querylog.rows import Ids, candidates_json, finite, session_hash
 from bot.querylog.schema import (
     FEEDBACK_REASONS,
     REPLY_TYPES,
@@ -71,28 +64,7 @@ from bot.querylog.writer import Row, Writer
 
 __all__ = ["QueryLog", "QueryLogError", "UnknownQuery"]
 
-_MAX_CANDIDATES = 5
-_SESSION_CHARS = 32
-
-
-class _Ids:
-    """Hand out ids counting up from a random start, drawn again in a forked child."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.reseed()
-
-    def reseed(self) -> None:
-        # Below 2**62, so counting up stays within a signed 64-bit column.
-        self._next = secrets.randbits(62) + 1
-
-    def next(self) -> int:
-        with self.lock:
-            self._next += 1
-            return self._next
-
-
-_ids = _Ids()
+_ids = Ids()
 # Every open store, for the fork hooks at the end of this module.
 _live: weakref.WeakSet[QueryLog] = weakref.WeakSet()
 _held_over_fork: list[QueryLog] = []
@@ -261,10 +233,10 @@ class QueryLog(LogReader):
             "normalized": self._clean(normalized),
             "reply_type": reply_type,
             "faq_id": faq_id,
-            "score": _finite(score),
-            "candidates": _candidates_json(candidates),
-            "session": _session_hash(session),
-            "latency_ms": _finite(latency_ms),
+            "score": finite(score),
+            "candidates": candidates_json(candidates),
+            "session": session_hash(session),
+            "latency_ms": finite(latency_ms),
             "from_query_id": from_query_id,
         }
         self._submit("queries", row)
@@ -382,29 +354,6 @@ class QueryLog(LogReader):
             conn.execution_options(sqlite_immediate=True)
             with conn.begin():
                 yield conn
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _session_hash(session: str | None) -> str | None:
-    if not session:
-        return None
-    digest = hashlib.blake2b(session.encode("utf-8"), digest_size=_SESSION_CHARS // 2)
-    return digest.hexdigest()
-
-
-def _candidates_json(candidates: Iterable[Mapping[str, Any]]) -> str:
-    top: list[dict[str, Any]] = []
-    for candidate in candidates:
-        if len(top) == _MAX_CANDIDATES:
-            break
-        score = _finite(candidate.get("score"))
-        top.append(
-            {"id": str(candidate["id"]), "score": None if score is None else round(score, 4)}
-        )
-    return json.dumps(top, ensure_ascii=False, separators=(",", ":"))
 
 
 # A fork waits until no store is in the middle of a write, so that no lock inside

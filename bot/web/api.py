@@ -26,11 +26,11 @@ from flask.json.provider import DefaultJSONProvider
 from flask_limiter import Limiter
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.errors import UnknownQuery
+from bot.errors import QueryLogUnavailable, UnknownQuery
 from bot.match.engine import clean_text
 from bot.querylog import FEEDBACK_REASONS
 from bot.querylog.masking import mask
-from bot.web.errors import WebError
+from bot.web.errors import LOG_UNAVAILABLE, WebError
 from bot.web.openapi import openapi_document
 from bot.web.service import Service, get_service
 
@@ -272,6 +272,8 @@ def feedback() -> Response:
         get_service().querylog.log_feedback(query_id, helpful, comment, reason=reason)
     except UnknownQuery:
         raise WebError(404, "query_not_found", "没有找到这次咨询的记录，评价未能提交。") from None
+    except QueryLogUnavailable:
+        raise WebError(503, "log_unavailable", LOG_UNAVAILABLE) from None
     return jsonify({"ok": True})
 
 
@@ -319,16 +321,28 @@ def openapi() -> Response:
 
 
 def healthz() -> tuple[Response, int]:
-    """Report whether this process can answer and log questions."""
+    """Report whether this process can answer and log questions.
+
+    503 ``degraded`` when the query log cannot be read, or its rows cannot be
+    stored (``reason`` says why); ``backlog`` is the rows waiting in the outboxes.
+    """
     service = get_service()
     bot = service.bot
     database_ok = _database_reachable(service)
-    payload = {
-        "status": "ok" if database_ok else "degraded",
+    health = service.querylog.health()
+    reason = health["problem"] or (None if database_ok else "the query log cannot be read")
+    payload: dict[str, Any] = {
+        "status": "ok" if reason is None else "degraded",
         "faqs": len(bot.bank.faqs),
         "index": {key: bot.index.meta.get(key) for key in ("format", "rows", "digest")},
         "database": "ok" if database_ok else "unreachable",
+        "backlog": health["backlog"],
     }
+    if reason is not None:
+        payload["reason"] = reason
+        current_app.logger.warning(
+            "health check: degraded, %d rows wait: %s", health["backlog"], reason
+        )
     response = jsonify(payload)
     response.cache_control.no_store = True
-    return response, 200 if database_ok else 503
+    return response, 200 if reason is None else 503

@@ -10,6 +10,11 @@ here too. One set of handlers picks the answer by where the request went:
   the widget shows (the API contract);
 - anywhere else: Werkzeug's own page for HTTP errors, the JSON apology for 500.
 
+A query log whose database cannot be reached (a console page, an export, the
+lookup behind feedback) is 503 ``log_unavailable`` with :data:`LOG_UNAVAILABLE`,
+not a 500: the outage is the operator's to fix, not a bug, and the questions
+asked meanwhile wait in the outbox.
+
 Requests gunicorn refuses before the app sees them (a URL over
 ``limit_request_line``, too many or too large headers, a malformed request
 line or chunk) would get gunicorn's bare HTML page; :func:`gunicorn_error_page`
@@ -22,12 +27,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from bot.errors import QueryLogUnavailable
 from bot.web.headers import SECURITY_HEADERS
 
 __all__ = [
+    "LOG_UNAVAILABLE",
     "WebError",
     "add_page",
     "error_response",
@@ -55,6 +63,15 @@ _HTTP_ERRORS: dict[int, tuple[str, str, str | None]] = {
     431: ("headers_too_large", "请求头太大了，请清除本站 Cookie 后重试。", None),
 }
 _INTERNAL_ERROR = ("internal_error", "抱歉，小城暂时出了点问题，请稍后再试。")
+#: What a visitor or analyst reads while the query log's database is unreachable.
+LOG_UNAVAILABLE = "咨询记录库暂时无法访问，请稍后再试；您的咨询记录不会丢失。"
+# What the database driver raises when it cannot be reached or answer in time.
+_OUTAGES = (
+    QueryLogUnavailable,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+)
 
 # Renders a console's error page: (status, message) -> HTML.
 Page = Callable[[int, str], str]
@@ -73,6 +90,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(WebError, _web_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(InternalServerError, _internal_error)
+    for outage in _OUTAGES:
+        app.register_error_handler(outage, _outage)
 
 
 def add_page(app: Flask, prefix: str, render: Page) -> None:
@@ -137,6 +156,14 @@ def _http_error(e: HTTPException) -> Response | HTTPException:
     for name in ("Allow", "Retry-After"):
         if name in headers:
             response.headers[name] = headers[name]
+    return response
+
+
+def _outage(e: Exception) -> Response:
+    current_app.logger.warning("%s %s: the query log is unavailable: %s", request.method,
+                               request.path, str(e).splitlines()[0] if str(e) else e)  # fmt: skip
+    response = _web_error(WebError(503, "log_unavailable", LOG_UNAVAILABLE))
+    response.headers["Retry-After"] = "30"
     return response
 
 

@@ -1,16 +1,23 @@
 """The console's CSV exports: the filtered questions and the clusters, streamed as
 UTF-8 with a byte-order mark (for Excel), every cell guarded against formula
-injection."""
+injection.
+
+The first page of questions is read before the response starts, so a query log
+that cannot be read is the console's 503 page; one lost in mid-stream ends the
+file with a line saying the export is incomplete (the status is sent by then).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Response, current_app
 
 from bot.analysis.clusters import CHINA_TIME, csv_cell, to_csv_rows
@@ -25,6 +32,8 @@ _EXPORT_BATCH = 2000
 # Clusters in a CSV export that get their nearest FAQ (one engine lookup each).
 _EXPORT_NEAREST = 500
 
+_logger = logging.getLogger(__name__)
+_INCOMPLETE = "导出未完成：咨询记录库暂时无法访问，请稍后重新导出。"
 QUERY_CSV_HEADER = ["created_at", "question", "reply_type", "faq_id", "faq_question", "score"]
 
 
@@ -36,11 +45,16 @@ def export_queries() -> Response:
     # Rows logged while the export runs would shift the pages; leave them out.
     until = min(f.until, datetime.now(UTC))
 
+    def page(offset: int) -> list[dict[str, Any]]:
+        return log.queries(f.since, until, types=f.types, limit=_EXPORT_BATCH, offset=offset)
+
+    first = page(0)  # an unreachable log fails here, before the response starts
+
     def rows() -> Iterator[list[Any]]:
         yield QUERY_CSV_HEADER
         offset = 0
         while True:
-            batch = log.queries(f.since, until, types=f.types, limit=_EXPORT_BATCH, offset=offset)
+            batch = first if offset == 0 else page(offset)
             for row in batch:
                 yield [
                     when(row["created_at"], seconds=True),
@@ -76,11 +90,16 @@ def _csv_response(rows: Iterable[list[Any]], filename: str) -> Response:
         yield "\ufeff"
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        for row in rows:
-            writer.writerow([csv_cell(value) for value in row])
+        try:
+            for row in rows:
+                writer.writerow([csv_cell(value) for value in row])
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        except sa.exc.SQLAlchemyError as e:
+            _logger.warning("export %s cut short: %s", filename, e)
+            writer.writerow([_INCOMPLETE])
             yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
 
     response = Response(generate(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
