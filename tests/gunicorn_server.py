@@ -37,11 +37,11 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
         time.sleep(0.05)
 
 
-def _healthy(port: int) -> bool:
+def _healthy(port: int, statuses: tuple[int, ...] = (200,)) -> bool:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
     try:
         conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
+        return conn.getresponse().status in statuses
     except OSError:
         return False
     finally:
@@ -50,9 +50,15 @@ def _healthy(port: int) -> bool:
 
 @contextmanager
 def gunicorn(
-    log_path: Path, *, settings: dict[str, str], workers: int = 3, app: str = "app:app"
+    log_path: Path,
+    *,
+    settings: dict[str, str],
+    workers: int = 3,
+    app: str = "app:app",
+    ready: tuple[int, ...] = (200,),
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Run gunicorn -c gunicorn.conf.py with XIAOCHENG_* ``settings``; yield (port, process).
+    """Run gunicorn -c gunicorn.conf.py with XIAOCHENG_* ``settings``; yield (port, process)
+    once /healthz answers with a status in ``ready``.
 
     Leaving the block sends SIGTERM and waits, so every worker flushes its query log.
     """
@@ -70,7 +76,7 @@ def gunicorn(
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
-        while not _healthy(port):
+        while not _healthy(port, ready):
             if proc.poll() is not None:
                 pytest.fail(f"gunicorn exited with {proc.returncode}:\n{log_path.read_text()}")
             if time.monotonic() > deadline:

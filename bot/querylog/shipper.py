@@ -212,6 +212,10 @@ class Shipper:
             return
         for orphan in claimed:
             log.info("query log: shipping %d rows left behind in %s", _count(orphan), orphan.path)
+            try:
+                orphan.note(None)  # its failures were its dead owner's; ours are noted in ours
+            except sqlite3.Error:
+                pass
         self._orphans += claimed
 
     def _ship_all(self) -> None:
