@@ -14,7 +14,8 @@ it takes over the outboxes of dead processes sharing the folder and ships them
 too.
 
 A row the database refuses for good (an id it holds already: shipped once before
-a crash; feedback for a query it lacks) is set aside with a log line. Feedback
+a crash; feedback for a query it lacks; a value it cannot store) is set aside
+with a log line, so that it cannot hold up the rows behind it. Feedback
 is first tried again for ``feedback_wait_s``: its query may still be on its way
 from another process's outbox.
 
@@ -43,6 +44,9 @@ __all__ = ["Shipper"]
 _LOG_EVERY_S = 10.0
 _MAX_DELAY_S = 2.0
 _FEEDBACK_RETRY_S = 2.0
+# What the database says of a row it will never take (a duplicate id, a missing
+# query, a value it cannot hold); anything else is the database's own trouble.
+_REFUSED = (sa.exc.IntegrityError, sa.exc.DataError)
 # Outbox files inherited through fork: never closed, as they are the parent's.
 _parents_outboxes: list[OutboxFile] = []
 
@@ -255,12 +259,12 @@ class Shipper:
                 self._insert([row for _, row in batch])
                 done = batch
                 return
-            except sa.exc.IntegrityError:
+            except _REFUSED:
                 pass
             for seq, row in batch:  # find the refused rows; the others go in
                 try:
                     self._insert([row])
-                except sa.exc.IntegrityError as e:
+                except _REFUSED as e:
                     table, data = row
                     if table == "feedback" and source.defer(seq, _FEEDBACK_RETRY_S) < (
                         self._feedback_tries
