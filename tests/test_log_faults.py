@@ -399,3 +399,28 @@ def test_console_exports_and_feedback_during_an_outage_get_the_outage_message(
         assert analyst.get("/admin/export/queries.csv").status_code == 200
     finally:
         app.extensions["xiaocheng"].close()
+
+
+def test_an_outbox_on_a_full_disk_keeps_rows_in_memory_and_says_so(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'querylog.db'}"
+    folder = small_disk / "outbox"
+    filler = fill(small_disk)
+    with QueryLog(url, outbox=folder) as store:
+        ids = [store.log_query(f"问题{i}", reply_type="answer") for i in range(20)]
+        assert len(set(ids)) == 20
+        problem = store.health()["problem"]
+        assert problem and problem.startswith("the outbox cannot be")
+        assert store.flush(timeout=10)  # the database took them from memory
+        assert store.count() == 20
+        assert list(folder.glob("outbox-*")) == []  # no half-made outbox left behind
+        filler.unlink()
+
+        # Once there is room again the outbox is made anew (tried every few seconds).
+        def recovered() -> bool:
+            store.log_query("有空间了", reply_type="answer")
+            return store.health()["problem"] is None
+
+        wait_for(recovered, 10, "the outbox made anew")
+    assert QueryLog(url).count() > 20

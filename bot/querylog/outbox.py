@@ -182,9 +182,16 @@ def create(folder: Path) -> OutboxFile:
     """A new outbox of this process in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-    fd = _lock(folder / f"{stem}.lock", create=True)
+    lock_path, path = folder / f"{stem}.lock", folder / f"{stem}.db"
+    fd = _lock(lock_path, create=True)
     assert fd is not None  # a file created just now
-    return OutboxFile(folder / f"{stem}.db", fd)
+    try:
+        return OutboxFile(path, fd)
+    except sqlite3.Error:  # a full disk: leave nothing behind
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), lock_path):
+            leftover.unlink(missing_ok=True)
+        os.close(fd)
+        raise
 
 
 def claim_orphans(folder: Path, mine: Sequence[Path] = ()) -> Iterator[OutboxFile]:

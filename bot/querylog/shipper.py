@@ -44,6 +44,7 @@ __all__ = ["Shipper"]
 _LOG_EVERY_S = 10.0
 _MAX_DELAY_S = 2.0
 _FEEDBACK_RETRY_S = 2.0
+_RETRY_OUTBOX_S = 5.0
 # What the database says of a row it will never take (a duplicate id, a missing
 # query, a value it cannot hold); anything else is the database's own trouble.
 _REFUSED = (sa.exc.IntegrityError, sa.exc.DataError)
@@ -83,6 +84,7 @@ class Shipper:
         self._error: str | None = None  # why the last shipment failed
         self._outbox_error: str | None = None  # why the last row missed the outbox
         self._noted: str | None = None
+        self._retry_own_at = 0.0
         self._logged_at = 0.0
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -173,11 +175,13 @@ class Shipper:
                 _parents_outboxes.append(f)
 
     def _open_own(self) -> OutboxFile | None:
-        if self._own is None:
+        """This process's outbox, created now if need be (tried again every few seconds)."""
+        if self._own is None and time.monotonic() >= self._retry_own_at:
             try:
                 self._own = outbox.create(self.folder)
             except (OSError, sqlite3.Error) as e:
                 self._outbox_error = f"the outbox cannot be created: {e}"
+                self._retry_own_at = time.monotonic() + _RETRY_OUTBOX_S
         return self._own
 
     # -- the thread -----------------------------------------------------------
