@@ -23,7 +23,6 @@ import sqlite3
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,11 +31,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from gunicorn_server import children, gunicorn, wait_for
+from pg_database import fresh_database
 
 from bot.querylog import QueryLog
 from bot.web.errors import LOG_UNAVAILABLE
 
-PG_ADMIN_URL = os.environ.get("XIAOCHENG_TEST_PG_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
 MINI_FAQ = Path(__file__).parent / "data" / "mini_faq"
 CLIENTS = 8
 
@@ -127,21 +126,8 @@ def server_settings(root: Path, jieba_cache: Path, database_url: str) -> dict[st
 @pytest.fixture
 def pg_database() -> Iterator[tuple[str, sa.Engine, str]]:
     """(url, admin engine, name) of a database of this test's own."""
-    name = f"xc_faults_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({exc.orig}); start it")
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False), admin, name
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_database("xc_faults") as database:
+        yield database
 
 
 def connections(admin: sa.Engine, name: str, *, allowed: bool) -> None:
@@ -264,6 +250,24 @@ def test_kill_9_of_workers_under_load_loses_no_answered_question(
 # -- SQLite that cannot be written --------------------------------------------------
 
 
+def survive(port: int, url: str, name: str, reason: str, *, repair: Callable[[], None]) -> None:
+    """Ask 150 questions of a server whose log cannot be written; /healthz must say so
+    (``reason`` in its reason) within seconds; after ``repair`` every one is stored."""
+    results = ask_many(port, range(150))
+    started = time.monotonic()
+    health = wait_health(port, degraded, 5, "503 degraded")
+    seconds = time.monotonic() - started
+    assert reason in health["reason"]
+    repair()
+    wait_health(port, caught_up, 15, "the backlog written")
+    answered = {query_id for status, query_id in results if status == 200}
+    stored = {str(i) for i in stored_ids(url)}
+    failed = len(results) - len(answered)
+    report(f"{name} (degraded after {seconds:.1f} s)", len(answered), len(stored), failed)
+    assert len(answered) == len(results) == 150
+    assert stored == answered
+
+
 def set_read_only(path: Path, read_only: bool) -> None:
     """Make ``path`` unwritable (immutable as root, who ignores permissions) or writable."""
     if os.geteuid() == 0:
@@ -282,21 +286,11 @@ def test_a_read_only_sqlite_file_made_writable_again_loses_no_row(
     set_read_only(db, True)
     try:
         with gunicorn(tmp_path / "gunicorn.log", settings=settings, workers=2) as (port, _):
-            results = ask_many(port, range(150))
-            started = time.monotonic()
-            health = wait_health(port, degraded, 5, "503 degraded")
-            seconds = time.monotonic() - started
-            assert "readonly" in health["reason"]
-            set_read_only(db, False)
-            wait_health(port, caught_up, 15, "the backlog written")
+            survive(
+                port, url, "read-only SQLite", "readonly", repair=lambda: set_read_only(db, False)
+            )
     finally:
         set_read_only(db, False)
-    answered = {query_id for status, query_id in results if status == 200}
-    stored = {str(i) for i in stored_ids(url)}
-    report(f"read-only SQLite (degraded after {seconds:.1f} s)", len(answered), len(stored),
-           len(results) - len(answered))  # fmt: skip
-    assert len(answered) == len(results) == 150
-    assert stored == answered
 
 
 @pytest.fixture
@@ -334,19 +328,7 @@ def test_an_sqlite_log_on_a_full_disk_loses_no_row(
     settings = server_settings(tmp_path, jieba_cache, url)  # the outbox: on another disk
     with gunicorn(tmp_path / "gunicorn.log", settings=settings, workers=2) as (port, _):
         filler = fill(small_disk)
-        results = ask_many(port, range(150))
-        started = time.monotonic()
-        health = wait_health(port, degraded, 5, "503 degraded")
-        seconds = time.monotonic() - started
-        assert "full" in health["reason"]
-        filler.unlink()
-        wait_health(port, caught_up, 15, "the backlog written")
-    answered = {query_id for status, query_id in results if status == 200}
-    stored = {str(i) for i in stored_ids(url)}
-    report(f"full disk under SQLite (degraded after {seconds:.1f} s)", len(answered), len(stored),
-           len(results) - len(answered))  # fmt: skip
-    assert len(answered) == len(results) == 150
-    assert stored == answered
+        survive(port, url, "full disk under SQLite", "full", repair=filler.unlink)
 
 
 # -- the console and feedback while the log is down -----------------------------------

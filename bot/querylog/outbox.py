@@ -37,10 +37,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OutboxFile", "OutboxStatus", "claim_orphans", "create", "find_query", "folder_status"]
+from bot.querylog.writer import Row
 
-# A row for table "queries" or "feedback", with its id under "id".
-Row = tuple[str, dict[str, Any]]
+__all__ = ["OutboxFile", "OutboxStatus", "claim_orphans", "create", "find_query", "folder_status"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -33,11 +33,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
 from bot.querylog import outbox
-from bot.querylog.outbox import OutboxFile, Row
+from bot.querylog.outbox import OutboxFile
+from bot.querylog.writer import Outstanding, Row
 
 __all__ = ["Shipper"]
 
@@ -75,12 +77,11 @@ class Shipper:
         self._linger_s = linger_s
         self._claim_interval_s = claim_interval_s
         self._feedback_tries = max(1, int(feedback_wait_s / _FEEDBACK_RETRY_S))
-        self._state = threading.Condition()
+        self._lock = threading.Lock()  # guards the thread's start and _memory
         self._own: OutboxFile | None = None
         self._orphans: list[OutboxFile] = []
         self._memory: list[Row] = []  # rows the outbox could not keep
-        self._outstanding = 0  # rows of this process not yet shipped
-        self._pending: set[int] = set()  # ids of queries among them
+        self._outstanding = Outstanding()  # rows of this process not yet shipped
         self._error: str | None = None  # why the last shipment failed
         self._outbox_error: str | None = None  # why the last row missed the outbox
         self._noted: str | None = None
@@ -96,7 +97,7 @@ class Shipper:
         """Open this process's outbox and start the thread (also done by the first row)."""
         if self._thread is not None:
             return
-        with self._state:
+        with self._lock:
             if self._thread is None:
                 self._open_own()
                 self._thread = threading.Thread(
@@ -104,13 +105,10 @@ class Shipper:
                 )
                 self._thread.start()
 
-    def submit(self, table: str, row: dict[str, object]) -> None:
+    def submit(self, table: str, row: dict[str, Any]) -> None:
         """Keep ``row`` for ``table`` in the outbox (in memory if the outbox fails)."""
         self.start()
-        with self._state:
-            self._outstanding += 1
-            if table == "queries":
-                self._pending.add(row["id"])  # type: ignore[arg-type]
+        self._outstanding.add(table, row)
         own = self._own or self._open_own()
         try:
             if own is None:
@@ -120,27 +118,19 @@ class Shipper:
         except sqlite3.Error as e:
             if self._outbox_error is None:
                 log.error("query log: the outbox in %s cannot keep rows: %s", self.folder, e)
-            with self._state:
+            with self._lock:
                 self._memory.append((table, row))
                 self._outbox_error = f"the outbox cannot be written: {e}"
         self._wake.set()
 
     def pending(self, query_id: int) -> bool:
         """Whether the query ``query_id`` of this process is not yet in the database."""
-        with self._state:
-            return query_id in self._pending
+        return self._outstanding.has_query(query_id)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row of this process is shipped; False if ``timeout`` ran out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         self._wake.set()
-        with self._state:
-            while self._outstanding:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._state.wait(remaining)
-        return True
+        return self._outstanding.wait(timeout)
 
     def problem(self) -> str | None:
         """Why this process cannot store rows right now, or None."""
@@ -234,13 +224,13 @@ class Shipper:
             if _count(orphan) == 0:
                 orphan.discard()
                 self._orphans.remove(orphan)
-        with self._state:
+        with self._lock:
             rows = self._memory[: self._batch_size]
         if rows:
             self._insert(rows)
-            with self._state:
+            with self._lock:
                 del self._memory[: len(rows)]
-            self._done(rows)
+            self._outstanding.done(rows)
 
     def _drain(self, source: OutboxFile) -> None:
         while True:
@@ -280,7 +270,7 @@ class Shipper:
             if done:
                 source.remove([seq for seq, _ in done])
                 if source is self._own:
-                    self._done([row for _, row in done])
+                    self._outstanding.done([row for _, row in done])
 
     def _failed(self, e: sa.exc.SQLAlchemyError) -> None:
         self._error = f"the query log cannot be written: {str(e).splitlines()[0]}"
@@ -310,12 +300,6 @@ class Shipper:
             self._noted = error
         except sqlite3.Error:
             pass
-
-    def _done(self, rows: Sequence[Row]) -> None:
-        with self._state:
-            self._outstanding -= len(rows)
-            self._pending.difference_update(r["id"] for table, r in rows if table == "queries")
-            self._state.notify_all()
 
 
 def _count(f: OutboxFile) -> int:

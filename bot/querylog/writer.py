@@ -7,7 +7,8 @@ No row is dropped: when the queue is full the caller writes its row itself,
 and when the database is unreachable the thread keeps retrying the same batch.
 :meth:`Writer.flush` waits for the queue to drain and :meth:`Writer.close` drains
 it and stops the thread. A writer belongs to one process: a forked child makes
-its own.
+its own. :class:`Outstanding` counts the rows a writer (this one or the
+outbox's shipper, :mod:`bot.querylog.shipper`) has not yet written.
 """
 
 from __future__ import annotations
@@ -23,13 +24,57 @@ import sqlalchemy as sa
 
 from bot.errors import QueryLogError
 
-__all__ = ["Row", "Writer"]
+__all__ = ["Outstanding", "Row", "Writer"]
 
 # A row for table "queries" or "feedback", with its id under "id".
 Row = tuple[str, dict[str, Any]]
 _STOP = object()
 
 log = logging.getLogger(__name__)
+
+
+class Outstanding:
+    """The rows a writer was handed and has not yet written: how many, which queries."""
+
+    def __init__(self) -> None:
+        self._state = threading.Condition()
+        self._count = 0
+        self._queries: set[int] = set()
+
+    def add(self, table: str, row: dict[str, Any]) -> bool:
+        """Count ``row`` in; for feedback, return whether its query is outstanding too."""
+        with self._state:
+            self._count += 1
+            if table == "queries":
+                self._queries.add(row["id"])
+                return False
+            return row["query_id"] in self._queries
+
+    def done(self, rows: Sequence[Row]) -> None:
+        """Count ``rows`` out: written, or given up."""
+        with self._state:
+            self._count -= len(rows)
+            self._queries.difference_update(r["id"] for table, r in rows if table == "queries")
+            self._state.notify_all()
+
+    def has_query(self, query_id: int) -> bool:
+        with self._state:
+            return query_id in self._queries
+
+    def count(self) -> int:
+        with self._state:
+            return self._count
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until none is outstanding; return False if ``timeout`` ran out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._state:
+            while self._count:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._state.wait(remaining)
+        return True
 
 
 class Writer:
@@ -49,22 +94,15 @@ class Writer:
         self._linger_s = linger_s
         self._close_timeout_s = close_timeout_s
         self._queue: queue.Queue[Any] = queue.Queue(queue_size)
-        self._state = threading.Condition()
-        self._outstanding = 0  # rows handed to the queue and not yet written
-        self._pending: set[int] = set()  # ids of queries among them
+        self._lock = threading.Lock()
+        self._outstanding = Outstanding()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
 
     def submit(self, table: str, row: dict[str, Any]) -> None:
         """Queue ``row`` for ``table``; write it in this thread if the queue is full."""
         self._ensure_thread()
-        with self._state:
-            self._outstanding += 1
-            if table == "queries":
-                self._pending.add(row["id"])
-                after_queued_query = False
-            else:
-                after_queued_query = row["query_id"] in self._pending
+        after_queued_query = self._outstanding.add(table, row)
         try:
             self._queue.put_nowait((table, row))
             return
@@ -78,33 +116,24 @@ class Writer:
         try:
             self._insert([(table, row)])
         except sa.exc.IntegrityError as e:
-            self._done(1, [(table, row)])
+            self._outstanding.done([(table, row)])
             raise QueryLogError(f"could not write {table} row {row['id']}: {e.orig}") from e
         except sa.exc.SQLAlchemyError:
             self._queue.put((table, row))  # the database is struggling: wait for room
             return
-        self._done(1, [(table, row)])
+        self._outstanding.done([(table, row)])
 
     def pending(self, query_id: int) -> bool:
         """Whether the query ``query_id`` is queued and not yet written."""
-        with self._state:
-            return query_id in self._pending
+        return self._outstanding.has_query(query_id)
 
     def backlog(self) -> int:
         """How many rows are queued and not yet written."""
-        with self._state:
-            return self._outstanding
+        return self._outstanding.count()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued row is written; return False if ``timeout`` ran out."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._state:
-            while self._outstanding:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._state.wait(remaining)
-        return True
+        return self._outstanding.wait(timeout)
 
     def close(self) -> None:
         """Write every queued row and stop the thread."""
@@ -122,11 +151,11 @@ class Writer:
                 leftovers.append(item)
         if leftovers:
             self._write_batch(leftovers)
-            self._done(len(leftovers), leftovers)
+            self._outstanding.done(leftovers)
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
-            with self._state:
+            with self._lock:
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="querylog-writer", daemon=True
@@ -150,7 +179,7 @@ class Writer:
             rows = [item for item in items if item is not _STOP]
             if rows:
                 self._write_batch(rows)
-                self._done(len(rows), rows)
+                self._outstanding.done(rows)
             if len(rows) < len(items):
                 return
 
@@ -188,9 +217,3 @@ class Writer:
             except sa.exc.SQLAlchemyError:
                 return rows[i:]
         return []
-
-    def _done(self, n: int, rows: Sequence[Row]) -> None:
-        with self._state:
-            self._outstanding -= n
-            self._pending.difference_update(row["id"] for table, row in rows if table == "queries")
-            self._state.notify_all()
