@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -60,6 +61,8 @@ CREATE TABLE IF NOT EXISTS shipper (
 # looked up only for feedback whose query the database lacks.
 _PREFIX = "outbox-"
 _BUSY_TIMEOUT_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -214,9 +217,12 @@ def claim_orphans(folder: Path, mine: Sequence[Path] = ()) -> Iterator[OutboxFil
             os.close(fd)
             continue
         try:
-            yield OutboxFile(path, fd)
-        except sqlite3.Error:
+            orphan = OutboxFile(path, fd)
+        except sqlite3.Error as e:
+            log.error("query log: the outbox %s left behind cannot be opened: %s", path, e)
             os.close(fd)
+            continue
+        yield orphan
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ REPLY_TYPES = ("answer", "clarify", "fallback")
 # Why a reply did not help, where the widget knows: 都不是 under a clarify.
 FEEDBACK_REASONS = ("none_of_these",)
 _PG_MIGRATION_LOCK = 0x786961_6F6368  # any constant shared by every process
+_PG_CONNECT_TIMEOUT_S = 5
 
 
 def now() -> datetime:
@@ -172,11 +173,16 @@ def upgrade(conn: Connection, t: Tables) -> int:
 def open_engine(url: str, busy_timeout_ms: int) -> sa.Engine:
     """An engine for the log at ``url``; on SQLite, a file shared with the writer thread.
 
-    SQLite connections use WAL, wait up to ``busy_timeout_ms`` for a lock and enforce
-    foreign keys; a connection with the execution option ``sqlite_immediate=True``
-    begins its transactions with ``BEGIN IMMEDIATE``.
+    PostgreSQL connections give up connecting after 5 s (unless the URL says
+    ``connect_timeout``). SQLite connections use WAL, wait up to ``busy_timeout_ms``
+    for a lock and enforce foreign keys; a connection with the execution option
+    ``sqlite_immediate=True`` begins its transactions with ``BEGIN IMMEDIATE``.
     """
     sa_url = sa.make_url(url)
+    if sa_url.get_backend_name() == "postgresql" and "connect_timeout" not in sa_url.query:
+        # A server that does not answer (not one that refuses) fails a read in
+        # seconds, not the system's TCP timeout of minutes.
+        sa_url = sa_url.update_query_dict({"connect_timeout": str(_PG_CONNECT_TIMEOUT_S)})
     if sa_url.get_backend_name() != "sqlite":
         return sa.create_engine(sa_url, pool_pre_ping=True)
     database = sa_url.database or ""

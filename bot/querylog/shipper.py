@@ -186,7 +186,7 @@ class Shipper:
                 next_claim = time.monotonic() + self._claim_interval_s
             try:
                 self._ship_all()
-            except sa.exc.SQLAlchemyError as e:
+            except Exception as e:  # the database's, or the outbox's: retry, never die
                 self._failed(e)
                 if closing:
                     return
@@ -272,8 +272,11 @@ class Shipper:
                 if source is self._own:
                     self._outstanding.done([row for _, row in done])
 
-    def _failed(self, e: sa.exc.SQLAlchemyError) -> None:
-        self._error = f"the query log cannot be written: {str(e).splitlines()[0]}"
+    def _failed(self, e: Exception) -> None:
+        if not isinstance(e, sa.exc.SQLAlchemyError):
+            log.exception("query log: shipping failed")
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        self._error = f"the query log cannot be written: {text}"
         now = time.monotonic()
         if now - self._logged_at >= _LOG_EVERY_S:
             self._logged_at = now
