@@ -10,8 +10,9 @@ Environment variables:
 
 The app is loaded once in the master before the workers fork, so the FAQ index
 is read once and its memory shared copy-on-write. Each worker opens its own
-query log on first use (its writer thread and connections cannot cross a
-fork) and flushes it when it exits.
+query log on first use (its outbox file, shipper thread and connections cannot
+cross a fork) and ships its rows when it exits; rows the database cannot take
+then stay in the outbox for the next worker.
 
 Requests gunicorn refuses itself (a request line over ``limit_request_line``,
 4094 bytes; headers over ``limit_request_field_size``; a malformed request or
@@ -84,7 +85,8 @@ def pre_fork(server, worker):
 
 
 def worker_exit(server, worker):
-    """Flush this worker's query log before the process goes away."""
+    """Ship this worker's query-log rows before the process goes away (what the
+    database cannot take now stays in the worker's outbox)."""
     app = getattr(worker, "wsgi", None)
     service = getattr(app, "extensions", {}).get("xiaocheng")
     if service is not None:

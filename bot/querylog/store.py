@@ -255,7 +255,9 @@ class QueryLog(LogReader):
 
         Raises :class:`UnknownQuery` if no such query was logged. A query logged by
         another process may still be in that process's queue, so a missing id is
-        looked up again for up to ``feedback_grace_s`` seconds before giving up.
+        looked up again for up to ``feedback_grace_s`` seconds before giving up (in
+        the outboxes of the folder too, if there is one). Raises
+        :class:`QueryLogUnavailable` if only the unreachable database could tell.
         """
         if reason is not None and reason not in FEEDBACK_REASONS:
             raise QueryLogError(
