@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection
 
 from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.errors import QueryLogError, UnknownQuery
+from bot.querylog.curation import CurationRecords
 from bot.querylog.masking import mask
 from bot.querylog.schema import (
     FEEDBACK_REASONS,
@@ -93,7 +94,7 @@ _held_over_fork: list[QueryLog] = []
 _parents_pools: list[object] = []
 
 
-class QueryLog(LogReader):
+class QueryLog(LogReader, CurationRecords):
     """The query and feedback store behind one SQLAlchemy URL.
 
     ``url`` is any SQLAlchemy URL, e.g. ``sqlite:////srv/xiaocheng/instance/querylog.db``
