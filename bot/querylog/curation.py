@@ -50,7 +50,9 @@ class CurationRecords:
         }
         with self._engine.begin() as conn:
             result = conn.execute(self._t.curation.insert().values(**values))
-            return int(result.inserted_primary_key[0])
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
 
     def curation(self, *, limit: int = 200, actions: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Decisions, newest first: ``id, created_at, action, faq_id, wording, who, file,
