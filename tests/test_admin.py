@@ -47,6 +47,10 @@ CONSOLE_ENDPOINTS = {
     "admin.export_clusters",
     "admin.bank",
     "admin.reload",
+    "admin.suggestions",
+    "admin.accept",
+    "admin.reject",
+    "admin.history",
     "admin.asset",
 }
 PUBLIC_ENDPOINTS = {"admin.login", "admin.asset"}
@@ -650,6 +654,107 @@ def test_clusters_page_without_chosen_wordings(analyst):
     html = analyst.get("/admin/clusters").text
     assert "这段时间没有访客自己选出答案的问法。" in html
     assert '<table id="learned-table">' not in html
+
+
+# --- suggestions inbox and history --------------------------------------------------
+
+
+@pytest.fixture
+def curator(make_app: Callable[..., Flask], faq_dir: Path, tmp_path: Path) -> tuple[Flask, Path]:
+    """An app on a writable copy of the mini bank, with an index of its own."""
+    index = tmp_path / "own-index" / "index.pkl"
+    index.parent.mkdir()
+    return make_app(FAQ_DIR=str(faq_dir), INDEX_PATH=str(index)), faq_dir
+
+
+def _choose(app: Flask, client: FlaskClient, q: str) -> dict[str, str]:
+    """Ask ``q`` (a clarify) and click its first choice, as the widget does; the choice."""
+    reply = client.post("/api/ask", json={"q": q}).get_json()
+    assert reply["type"] == "clarify", reply
+    choice = reply["suggestions"][0]
+    body = {"q": choice["question"], "faq_id": choice["id"], "from_query_id": reply["query_id"]}
+    assert client.post("/api/ask", json=body).status_code == 200
+    app.extensions["xiaocheng"].querylog.flush()
+    return choice
+
+
+def _rows(html: str, table: str) -> list[list[str]]:
+    body = html[html.index(f'<table id="{table}">') :]
+    body = body[body.index("<tbody>") : body.index("</tbody>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", body, re.S)
+    return [[re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)]
+            for r in rows]  # fmt: skip
+
+
+def test_accepting_a_suggestion_changes_the_live_answer_and_only_that_line(curator):
+    app, faq_dir = curator
+    analyst = logged_in(app)
+    choice = _choose(app, analyst, "会被拆吗")
+    page = analyst.get("/admin/suggestions").text
+    [row] = [r for r in _rows(page, "suggestion-table") if r[0] == "会被拆吗"]
+    assert row[1] == f"{choice['id']} {choice['question']}"
+    assert row[2] == "访客点选 1 次；聚类 1 次提问"  # both paths propose it
+    assert row[3] == "反问澄清"
+
+    path = faq_dir / "building.yaml"
+    before = path.read_text(encoding="utf-8").splitlines()
+    form = {"csrf_token": token_of(page), "faq_id": choice["id"], "wording": "会被拆吗"}
+    response = analyst.post("/admin/suggestions/accept", data=form)
+    assert response.status_code == 200
+    assert f"已把“会被拆吗”加为条目 <code>{choice['id']}</code> 的相似问法，题库已重新加载" in (
+        response.text
+    )
+    after = path.read_text(encoding="utf-8").splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert len(after) == len(before) and len(changed) == 1
+    old, new = changed[0]
+    assert new.startswith("    alternates: [") and new.replace(", 会被拆吗]", "]") == old
+
+    # The live bot answers it now, without a restart; the suggestion is gone by itself.
+    reply = analyst.post("/api/ask", json={"q": "会被拆吗"}).get_json()
+    assert (reply["type"], reply["faq"]["id"]) == ("answer", choice["id"])
+    page = analyst.get("/admin/suggestions").text
+    assert "会被拆吗" not in "".join(r[0] for r in _rows_or_empty(page))
+    history = _rows(analyst.get("/admin/history").text, "history-table")
+    assert history[0][1:6] == ["采纳建议", choice["id"], "会被拆吗", "+ 会被拆吗", "building.yaml"]
+    assert history[0][6] == "分析后台（127.0.0.1）"
+
+
+def _rows_or_empty(html: str) -> list[list[str]]:
+    return _rows(html, "suggestion-table") if 'id="suggestion-table"' in html else []
+
+
+def test_a_rejected_suggestion_is_not_proposed_again(curator):
+    app, faq_dir = curator
+    analyst = logged_in(app)
+    ask(app, analyst, "摊贩")  # a clarify close to vendor-report: a cluster proposal
+    page = analyst.get("/admin/suggestions").text
+    [row] = [r for r in _rows(page, "suggestion-table") if r[0] == "摊贩"]
+    assert row[1].startswith("vendor-report ") and row[2] == "聚类 1 次提问"
+    unchanged = {p.name: p.read_bytes() for p in faq_dir.glob("*.yaml")}
+    form = {"csrf_token": token_of(page), "faq_id": "vendor-report", "wording": "摊贩"}
+    response = analyst.post("/admin/suggestions/reject", data=form)
+    assert "已记下：不再建议把“摊贩”加给条目 <code>vendor-report</code>。" in response.text
+    assert "摊贩" not in [r[0] for r in _rows_or_empty(response.text)]
+    ask(app, analyst, "摊贩")
+    assert "摊贩" not in [r[0] for r in _rows_or_empty(analyst.get("/admin/suggestions").text)]
+    assert {p.name: p.read_bytes() for p in faq_dir.glob("*.yaml")} == unchanged
+    history = _rows(analyst.get("/admin/history").text, "history-table")
+    assert history[0][1:4] == ["不采纳", "vendor-report", "摊贩"]
+
+
+def test_a_suggestion_for_an_unknown_entry_or_without_a_token_is_refused(curator):
+    app, _ = curator
+    analyst = logged_in(app)
+    page = analyst.get("/admin/suggestions").text
+    assert "这段时间没有待处理的问法建议。" in page
+    form = {"csrf_token": token_of(page), "faq_id": "no-such-faq", "wording": "会被拆吗"}
+    response = analyst.post("/admin/suggestions/accept", data=form)
+    assert response.status_code == 400
+    assert "这条建议已无法处理（条目不存在或问法为空），请刷新页面后再试。" in response.text
+    del form["csrf_token"]
+    assert analyst.post("/admin/suggestions/reject", data=form).status_code == 400
+    assert "还没有在后台修改过题库。" in analyst.get("/admin/history").text
 
 
 # --- question list ---------------------------------------------------------------

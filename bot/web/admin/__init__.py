@@ -1,5 +1,6 @@
 """The analyst console under ``/admin``: :mod:`.auth` (the door), :mod:`.filters`,
-:mod:`.views` (the pages), :mod:`.export` (CSV) and :mod:`.charts` (SVG);
+:mod:`.views` (the pages), :mod:`.curation` (suggestions inbox, history),
+:mod:`.export` (CSV) and :mod:`.charts` (SVG);
 :func:`init_app` puts them on an app."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from flask import Blueprint, Flask
 from flask_limiter import Limiter
 
 from bot.web import errors
-from bot.web.admin import auth, export, views
+from bot.web.admin import auth, curation, export, views
 
 __all__ = ["init_app"]
 
@@ -42,6 +43,10 @@ def init_app(app: Flask) -> None:
     bp.add_url_rule("/queries", "queries", views.queries)
     bp.add_url_rule("/export/queries.csv", "export_queries", export.export_queries)
     bp.add_url_rule("/export/clusters.csv", "export_clusters", export.export_clusters)
+    bp.add_url_rule("/suggestions", "suggestions", curation.suggestions)
+    bp.add_url_rule("/suggestions/accept", "accept", curation.accept, methods=["POST"])
+    bp.add_url_rule("/suggestions/reject", "reject", curation.reject, methods=["POST"])
+    bp.add_url_rule("/history", "history", curation.history)
     bp.add_url_rule("/bank", "bank", views.bank)
     bp.add_url_rule("/reload", "reload", views.reload, methods=["POST"])
     bp.add_url_rule("/static/<path:filename>", "asset", views.asset)
