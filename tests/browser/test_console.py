@@ -74,7 +74,6 @@ def admin_server(serve_app: Callable[..., Any]) -> Any:
     """The live server (see conftest.serve) with a console password and a month of questions."""
     server = serve_app(
         ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
-        ADMIN_LOGIN_DELAY_S=0,
     )
     service = server.app.extensions["xiaocheng"]
     bot, log = service.bot, service.querylog

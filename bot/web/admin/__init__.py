@@ -1,4 +1,5 @@
-"""The analyst console under ``/admin``: :mod:`.auth` (the door), :mod:`.filters`,
+"""The analyst console under ``/admin``: :mod:`.auth` (the door, with its lockout in
+:mod:`.throttle`), :mod:`.filters`,
 :mod:`.views` (the pages), :mod:`.export` (CSV) and :mod:`.charts` (SVG);
 :func:`init_app` puts them on an app."""
 
@@ -22,6 +23,7 @@ def init_app(app: Flask) -> None:
     if "admin" in app.blueprints:
         return
     auth.check_hash_setting(app.config.get("ADMIN_PASSWORD_HASH"))
+    auth.init_door(app)
     if app.config.get("SESSION_COOKIE_PATH") is None:
         # Only the console uses the session: the widget's requests need not carry it.
         app.config["SESSION_COOKIE_PATH"] = auth.PREFIX

@@ -13,29 +13,45 @@ other anonymous request gets 401. The login page and the console's own CSS and
 JavaScript are the only public URLs. Every other request that is not a GET or
 HEAD must carry the session's CSRF token (form field ``csrf_token`` or header
 ``X-CSRF-Token``), compared in constant time; without it: 400. A failed login
-waits ``ADMIN_LOGIN_DELAY_S`` seconds, and login attempts are rate-limited per
-client address (``ADMIN_LOGIN_RATELIMIT``).
+is counted, and login attempts are rate-limited per client address
+(``ADMIN_LOGIN_RATELIMIT``); repeated failures lock the address, or the
+account, out for a while (:mod:`.throttle`): a locked-out attempt is refused
+at once with 429, a ``Retry-After`` header and the wait in the message. No
+failure sleeps in a worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time as clock
 from urllib.parse import urlsplit
 
-from flask import Flask, Request, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    Request,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
 from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response as BaseResponse
 
 from bot.config import ConfigError
-from bot.web.errors import WebError
+from bot.web.admin.throttle import LoginThrottle
+from bot.web.errors import WebError, error_response, wants_json
 
 __all__ = [
     "MSG_CSRF",
+    "MSG_LOCKED",
     "MSG_LOGGED_OUT",
     "MSG_LOGIN_REQUIRED",
     "MSG_NOT_CONFIGURED",
@@ -45,14 +61,17 @@ __all__ = [
     "check_hash_setting",
     "csrf_token",
     "guard",
+    "init_door",
     "logged_in",
     "login",
     "logout",
+    "wait_text",
 ]
 
 PREFIX = "/admin"
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.asset"})
 READ_METHODS = frozenset({"GET", "HEAD"})
+_THROTTLE = "xiaocheng_login_throttle"
 
 MSG_NOT_CONFIGURED = (
     "分析后台尚未设置登录密码，暂时无法登录。请运维人员运行 python -m bot.admin_password "
@@ -62,6 +81,8 @@ MSG_WRONG_PASSWORD = "密码不正确，请重新输入。"
 MSG_LOGGED_OUT = "您已安全退出。"
 MSG_LOGIN_REQUIRED = "请先登录分析后台。"
 MSG_CSRF = "页面已过期或来源无法确认，操作未执行。请返回上一页，刷新后再试。"
+#: ``{wait}`` is :func:`wait_text` of the seconds left.
+MSG_LOCKED = "密码错误次数过多，登录已暂停，请{wait}后再试。"
 
 
 class ConsoleSessions(SecureCookieSessionInterface):
@@ -93,6 +114,11 @@ def check_hash_setting(value: object) -> None:
         raise ConfigError(
             f"ADMIN_PASSWORD_HASH {problem}; make one with python -m bot.admin_password"
         )
+
+
+def init_door(app: Flask) -> None:
+    """Open the login throttle of ``app``."""
+    app.extensions[_THROTTLE] = LoginThrottle.from_config(app.config)
 
 
 def logged_in() -> bool:
@@ -164,8 +190,26 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def wait_text(seconds: float) -> str:
+    """A wait in Chinese: whole seconds under a minute, else whole minutes (rounded up)."""
+    whole = max(1, math.ceil(seconds))
+    return f"{whole}秒" if whole < 60 else f"{math.ceil(whole / 60)}分钟"
+
+
+def _locked_out(target: str, seconds: float) -> BaseResponse:
+    """429 at once, with the wait in ``Retry-After`` and in the message."""
+    message = MSG_LOCKED.format(wait=wait_text(seconds))
+    if wants_json():
+        response = error_response(429, "login_locked", message)
+    else:
+        page = render_template("admin/login.html", next=target, error=message)
+        response = make_response(page, 429)
+    response.headers["Retry-After"] = str(max(1, math.ceil(seconds)))
+    return response
+
+
 def login() -> ResponseReturnValue:
-    """Show the login form; check the password it sends."""
+    """Show the login form; check the password it sends, unless locked out."""
     pwhash = current_app.config.get("ADMIN_PASSWORD_HASH")
     target = _safe_next(request.values.get("next"))
     if not pwhash:
@@ -176,16 +220,25 @@ def login() -> ResponseReturnValue:
             return redirect(target)
         notice = MSG_LOGGED_OUT if request.args.get("out") == "1" else None
         return render_template("admin/login.html", next=target, notice=notice)
+    throttle: LoginThrottle = current_app.extensions[_THROTTLE]
+    address = request.remote_addr
+    wait = throttle.locked_for(address)
+    if wait:
+        current_app.logger.warning("admin: login from %s refused: locked out", address)
+        return _locked_out(target, wait)
     password = request.form.get("password", "")
     if password and check_password_hash(pwhash, password):
+        throttle.succeeded(address)
         session.clear()
         session["admin"] = _password_mark(pwhash)
         session["admin_at"] = int(clock.time())
         session["csrf"] = secrets.token_urlsafe(32)
-        current_app.logger.info("admin: login from %s", request.remote_addr)
+        current_app.logger.info("admin: login from %s", address)
         return redirect(target)
-    current_app.logger.warning("admin: failed login from %s", request.remote_addr)
-    clock.sleep(float(current_app.config["ADMIN_LOGIN_DELAY_S"]))
+    current_app.logger.warning("admin: failed login from %s", address)
+    wait = throttle.failed(address)
+    if wait:
+        return _locked_out(target, wait)
     return render_template("admin/login.html", next=target, error=MSG_WRONG_PASSWORD), 401
 
 
