@@ -1,8 +1,10 @@
 """The console's door under attack, on real apps: lockouts after failed logins counted in
-a real Redis shared by two apps (two workers or nodes), brute force from many addresses."""
+a real Redis shared by two apps (two workers or nodes), brute force from many addresses,
+sessions revoked server-side (logout, a new password), one login valid on every node."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,10 +14,19 @@ import pytest
 import test_admin as admin_tests
 from flask import Flask
 from flask.testing import FlaskClient
-from test_admin import PASSWORD, error_text, token_of
+from test_admin import PASSWORD, error_text, login, token_of
+from werkzeug.security import generate_password_hash
 
-from bot.web.admin.auth import MSG_LOCKED, MSG_WRONG_PASSWORD, wait_text
+from bot.web.admin.auth import (
+    MSG_LOCKED,
+    MSG_LOGIN_REQUIRED,
+    MSG_SESSIONS_DOWN,
+    MSG_WRONG_PASSWORD,
+    wait_text,
+)
+from bot.web.admin.sessions import TABLE
 
+COOKIE = "session"
 # The lockout off: tests of other parts of the door set only what they need.
 NO_LOCKOUT = {"ADMIN_LOGIN_FAILURES_PER_ADDRESS": 0, "ADMIN_LOGIN_FAILURES_PER_ACCOUNT": 0}
 
@@ -55,6 +66,19 @@ def locked(response, seconds: int) -> bool:
     assert response.status_code == 429, response.text
     assert error_text(response.text) == [MSG_LOCKED.format(wait=wait_text(seconds))]
     return int(response.headers["Retry-After"]) == seconds
+
+
+def cookie_of(client: FlaskClient) -> str:
+    cookie = client.get_cookie(COOKIE, path="/admin")
+    assert cookie is not None
+    return cookie.value
+
+
+def replay(app: Flask, value: str) -> FlaskClient:
+    """A new client that sends the session cookie ``value``."""
+    client = app.test_client()
+    client.set_cookie(COOKIE, value, path="/admin")
+    return client
 
 
 # --- lockouts -------------------------------------------------------------------
@@ -177,3 +201,75 @@ def test_the_lockout_counts_in_memory_while_its_storage_is_down(make_app, caplog
     assert attempt(client, "wrong").status_code == 401
     assert locked(attempt(client, "wrong"), 60)
     assert "the login throttle's storage is unreachable" in caplog.text
+
+
+# --- sessions kept server-side -------------------------------------------------------
+
+
+def test_a_cookie_replayed_after_logout_is_refused(make_app):
+    app = make_app()
+    client = app.test_client()
+    assert login(client).status_code == 302
+    value = cookie_of(client)
+    token = token_of(client.get("/admin/").text)
+    assert replay(app, value).get("/admin/").status_code == 200  # the cookie is the login
+    assert client.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+
+    stolen = replay(app, value)
+    response = stolen.get("/admin/")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/login?next=/admin/"
+    headers = {"X-CSRF-Token": token, "Accept": "application/json"}
+    response = replay(app, value).post("/admin/reload", headers=headers)
+    assert response.status_code == 401
+    assert response.get_json() == {
+        "error": {"code": "login_required", "message": MSG_LOGIN_REQUIRED}
+    }
+
+
+def test_a_login_works_on_every_node_and_ends_on_all(make_app):
+    # Two nodes configured alike: one database, one SECRET_KEY.
+    key = "the same key on every node"
+    first = make_app("node1", SECRET_KEY=key)
+    second = make_app("node2", DATABASE_URL=first.config["DATABASE_URL"], SECRET_KEY=key)
+    on_first = first.test_client()
+    assert login(on_first).status_code == 302
+    on_second = replay(second, cookie_of(on_first))
+    assert on_second.get("/admin/").status_code == 200
+    token = token_of(on_second.get("/admin/").text)
+    assert on_second.post("/admin/logout", data={"csrf_token": token}).status_code == 302
+    assert on_first.get("/admin/").status_code == 302  # logged out on the other node
+
+
+def test_a_new_password_revokes_the_old_sessions(make_app):
+    app = make_app()
+    client = app.test_client()
+    assert login(client).status_code == 302
+    old = app.config["ADMIN_PASSWORD_HASH"]
+    app.config["ADMIN_PASSWORD_HASH"] = generate_password_hash("新口令 1", method="pbkdf2:sha256:1")
+    assert client.get("/admin/").status_code == 302
+    app.config["ADMIN_PASSWORD_HASH"] = old
+    assert client.get("/admin/").status_code == 302  # its record is gone, not just hidden
+
+    # A node started with the new password ends the other nodes' old logins at once.
+    assert login(client).status_code == 302
+    url, key = app.config["DATABASE_URL"], app.config["SECRET_KEY"]
+    new_hash = generate_password_hash("新口令 2", method="pbkdf2:sha256:1")
+    make_app(DATABASE_URL=url, SECRET_KEY=key, ADMIN_PASSWORD_HASH=new_hash)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_unreachable_session_records_get_a_chinese_503(make_app):
+    app = make_app()
+    client = app.test_client()
+    assert login(client).status_code == 302
+    database = app.config["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        conn.execute(f"DROP TABLE {TABLE}")
+    response = client.get("/admin/")
+    assert response.status_code == 503
+    assert error_text(response.text) == [MSG_SESSIONS_DOWN]
+    response = client.get("/admin/queries", headers={"Accept": "application/json"})
+    assert response.get_json() == {
+        "error": {"code": "sessions_unavailable", "message": MSG_SESSIONS_DOWN}
+    }
