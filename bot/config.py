@@ -96,8 +96,12 @@ DEFAULTS: dict[str, Any] = {
     "CLUSTER_MAX_ROWS": 5000,
     "CLUSTER_THRESHOLD": 0.4,
     "CLUSTER_ALTERNATE_MIN_SCORE": 0.4,
-    # RATELIMIT_KEY_PREFIX starts every key the limits and the login lockout keep in
-    # the limiter's storage (Flask-Limiter's setting; tests use their own).
+    # GET /api/hot, /api/suggest, /api/faq/<id> and /api/openapi.json, per client
+    # address and route (/healthz is not limited). Every RATELIMIT_* limit is shared
+    # by all workers and nodes with a Redis storage, and counted per worker with
+    # memory://. RATELIMIT_KEY_PREFIX starts every key the limits and the login
+    # lockout keep in that storage (Flask-Limiter's setting; tests use their own).
+    "RATELIMIT_READ": "120/minute",
     "RATELIMIT_KEY_PREFIX": "",
     # Analyst console: login lifetime, login throttling, page sizes, longest date range.
     "ADMIN_SESSION_HOURS": 8,
