@@ -1,10 +1,14 @@
 """The console's door under attack, on real apps: lockouts after failed logins counted in
 a real Redis shared by two apps (two workers or nodes), brute force from many addresses,
-sessions revoked server-side (logout, a new password), one login valid on every node."""
+sessions revoked server-side (logout, a new password), one login valid on every node;
+and the same against a real gunicorn with two workers."""
 
 from __future__ import annotations
 
+import http.client
+import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +18,7 @@ import pytest
 import test_admin as admin_tests
 from flask import Flask
 from flask.testing import FlaskClient
+from gunicorn_server import gunicorn
 from test_admin import PASSWORD, error_text, login, token_of
 from werkzeug.security import generate_password_hash
 
@@ -273,3 +278,97 @@ def test_unreachable_session_records_get_a_chinese_503(make_app):
     assert response.get_json() == {
         "error": {"code": "sessions_unavailable", "message": MSG_SESSIONS_DOWN}
     }
+
+
+# --- a real gunicorn ------------------------------------------------------------------
+
+
+class Browser:
+    """One visitor of the console over HTTP, from its own loopback address, keeping the cookie."""
+
+    def __init__(self, port: int, address: str = "127.0.0.1") -> None:
+        self.port, self.address, self.cookie = port, address, ""
+
+    def request(self, method: str, path: str, body: str = "", **headers: str):
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", self.port, timeout=30, source_address=(self.address, 0)
+        )
+        try:
+            if self.cookie:
+                headers["Cookie"] = self.cookie
+            if body:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body.encode(), headers)
+            response = conn.getresponse()
+            text = response.read().decode("utf-8")
+        finally:
+            conn.close()
+        cookie = response.getheader("Set-Cookie")
+        if cookie:
+            self.cookie = cookie.split(";", 1)[0]
+        return response.status, text
+
+    def token(self, path: str = "/admin/login") -> str:
+        return token_of(self.request("GET", path)[1])
+
+    def login(self, password: str) -> int:
+        token = self.token()
+        body = f"password={password}&csrf_token={token}"
+        return self.request("POST", "/admin/login", body)[0]
+
+
+def test_brute_force_and_replay_against_gunicorn(shared_limits, faq_dir, tmp_path, jieba_cache):
+    password = "s3cret-word"  # a form-safe password: the body is sent as typed
+    settings = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "FAQ_DIR": str(faq_dir),
+        "CACHE_DIR": str(jieba_cache),
+        "ADMIN_PASSWORD_HASH": generate_password_hash(password, method="pbkdf2:sha256:1000"),
+        "ADMIN_LOGIN_FAILURES_PER_ACCOUNT": "20",
+        "RATELIMIT_READ": "1000/minute",
+        **shared_limits,
+    }
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(log_path, settings=settings, workers=2) as (port, _proc):
+        # A login, its logout, and the cookie replayed: refused by both workers.
+        analyst = Browser(port)
+        assert analyst.login(password) == 302
+        stolen = analyst.cookie
+        token = analyst.token("/admin/")
+        assert analyst.request("POST", "/admin/logout", f"csrf_token={token}")[0] == 302
+        thief = Browser(port)
+        for _ in range(4):
+            thief.cookie = stolen
+            assert thief.request("GET", "/admin/")[0] == 302
+            thief.cookie = stolen
+            assert thief.request("POST", "/admin/reload", **{"X-CSRF-Token": token})[0] == 401
+
+        # 20 addresses guess twice each while a visitor keeps asking for /api/hot.
+        visits: list[tuple[int, float]] = []
+        done = threading.Event()
+
+        def visit() -> None:
+            visitor = Browser(port)
+            while not done.is_set():
+                started = time.perf_counter()
+                status = visitor.request("GET", "/api/hot")[0]
+                visits.append((status, time.perf_counter() - started))
+
+        visitor = threading.Thread(target=visit)
+        visitor.start()
+        try:
+            codes = [
+                Browser(port, f"127.0.0.{10 + i}").login(f"guess-{round}-{i}")
+                for round in range(2)
+                for i in range(20)
+            ]
+        finally:
+            done.set()
+            visitor.join()
+        assert codes == [401] * 19 + [429] * 21  # the account locks at its 20th failure
+        assert Browser(port, "127.0.0.99").login(password) == 429
+        assert visits and {status for status, _ in visits} == {200}
+        assert max(seconds for _, seconds in visits) < 1.0  # no failure holds a worker
+    log = log_path.read_text("utf-8", "replace")
+    assert "Traceback" not in log
+    assert len(re.findall(r"account:admin locked out of the console for 60 s", log)) == 1
