@@ -75,7 +75,6 @@ def admin_server(serve_app: Callable[..., Any]) -> Any:
     """The live server (see conftest.serve) with a console password and a month of questions."""
     server = serve_app(
         ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
-        ADMIN_LOGIN_DELAY_S=0,
     )
     service = server.app.extensions["xiaocheng"]
     bot, log = service.bot, service.querylog
@@ -346,7 +345,6 @@ def test_accept_and_reject_suggestions_in_the_browser(
         FAQ_DIR=str(faq),
         INDEX_PATH=str(tmp_path / "own-index" / "index.pkl"),
         ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
-        ADMIN_LOGIN_DELAY_S=0,
     )
     choose_an_offered_answer(server)  # 渣土 → muck-permit, by the visitor's own choice
     post_json(server.url + "/api/ask", {"q": "罚款"})  # a clarify: a cluster proposal

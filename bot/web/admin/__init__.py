@@ -1,4 +1,5 @@
-"""The analyst console under ``/admin``: :mod:`.auth` (the door), :mod:`.filters`,
+"""The analyst console under ``/admin``: :mod:`.auth` (the door, with its session
+records in :mod:`.sessions` and its lockout in :mod:`.throttle`), :mod:`.filters`,
 :mod:`.views` (the pages), :mod:`.curation` (suggestions inbox, history),
 :mod:`.export` (CSV) and :mod:`.charts` (SVG);
 :func:`init_app` puts them on an app."""
@@ -18,11 +19,13 @@ def init_app(app: Flask) -> None:
     """Add the console to ``app``; calling it again for the same app does nothing.
 
     Raises :class:`bot.config.ConfigError` if ``ADMIN_PASSWORD_HASH`` is set but
-    is not a werkzeug password hash.
+    is not a werkzeug password hash. Creates the console's sessions table in the
+    query log's database (``DATABASE_URL``) if it is missing.
     """
     if "admin" in app.blueprints:
         return
     auth.check_hash_setting(app.config.get("ADMIN_PASSWORD_HASH"))
+    auth.init_door(app)
     if app.config.get("SESSION_COOKIE_PATH") is None:
         # Only the console uses the session: the widget's requests need not carry it.
         app.config["SESSION_COOKIE_PATH"] = auth.PREFIX

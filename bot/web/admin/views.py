@@ -108,7 +108,7 @@ def template_globals() -> dict[str, Any]:
     return {
         "bureau": service.bot.site.get("bureau_name", ""),
         "bot_name": service.bot.site.get("bot_name", "智能小城"),
-        "logged_in": logged_in(),
+        "logged_in": logged_in(quiet=True),
         "csrf_token": csrf_token,
         "asset_url": asset_url,
         "type_names": TYPE_NAMES,
