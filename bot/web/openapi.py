@@ -231,7 +231,7 @@ def openapi_document(
             },
         },
     }
-    # Sent by the rate limiter on the two operations it guards, while it is on.
+    # Sent by the rate limiter on the operations it guards, while it is on.
     rate_limit = {
         name: _header({"type": "integer", "minimum": 0}, description)
         for name, description in (
@@ -389,6 +389,10 @@ def openapi_document(
             }
         },
     }
+    for path, operations in paths.items():
+        if path != "/healthz":  # every read but the health check is limited (RATELIMIT_READ)
+            for operation in operations.values():
+                operation["responses"].setdefault("429", limited)
     return {
         "openapi": "3.1.0",
         "info": {
