@@ -936,3 +936,41 @@ def test_bank_page_lists_the_entries_due_for_review(make_app, faq_dir, tmp_path)
         "<code>building-demolish</code></td><td>违法建筑会被强制拆除吗？</td><td>从未复核" in page
     )
     assert "<code>building-report</code>" not in page
+
+
+def test_queries_can_be_searched_and_read_as_one_visitors_conversation(make_app):
+    app = make_app()
+    client = app.test_client()
+    for q, visitor in [
+        ("小摊贩占道", "visitor-a"),
+        ("违建", "visitor-b"),
+        ("那罚多少钱", "visitor-a"),
+        ("摊贩", "visitor-b"),
+        ("谢谢", "visitor-a"),
+    ]:
+        assert client.post("/api/ask", json={"q": q, "session": visitor}).status_code == 200
+    app.extensions["xiaocheng"].querylog.flush()
+    login(client)
+
+    def questions(html: str) -> list[str]:
+        return re.findall(r'<td class="question">([^<]*)</td>', html)
+
+    found = client.get("/admin/queries?text=摊贩").text
+    assert questions(found) == ["摊贩", "小摊贩占道"]
+    assert "共 2 条，第 1 / 1 页" in found
+    assert 'name="text" type="search" value="摊贩"' in found
+    assert "text=%E6%91%8A%E8%B4%A9" in found  # the CSV export keeps the search
+    assert questions(client.get("/admin/queries?text=100%25").text) == []  # LIKE escaped
+
+    links = re.findall(r'href="(/admin/queries\?[^"]*session=[0-9a-f]+[^"]*)"', found)
+    assert len(links) == 2
+    conversation = client.get(links[1].replace("&amp;", "&")).text  # 小摊贩占道's session
+    assert questions(conversation) == ["小摊贩占道", "那罚多少钱", "谢谢"]  # oldest first
+    assert "正在查看一位访客的会话" in conversation and "visitor-a" not in conversation
+    csv_link = re.search(r'href="(/admin/export/queries\.csv\?[^"]*)"', conversation).group(1)
+    rows = list(csv.reader(io.StringIO(client.get(csv_link.replace("&amp;", "&")).text)))
+    assert [r[1] for r in rows[1:]] == ["谢谢", "那罚多少钱", "小摊贩占道"]  # the same session
+
+    bad = client.get("/admin/queries?session=NOT-A-SESSION").text
+    assert "会话编号无效，已显示全部会话。" in bad
+    assert len(questions(bad)) == 5

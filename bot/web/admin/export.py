@@ -29,7 +29,7 @@ QUERY_CSV_HEADER = ["created_at", "question", "reply_type", "faq_id", "faq_quest
 
 
 def export_queries() -> Response:
-    """The filtered questions, newest first, as CSV."""
+    """The filtered questions (date range, type, search text, session), newest first, as CSV."""
     f = current_filters()
     service = get_service()
     log, bot = service.querylog, service.bot
@@ -40,7 +40,10 @@ def export_queries() -> Response:
         yield QUERY_CSV_HEADER
         offset = 0
         while True:
-            batch = log.queries(f.since, until, types=f.types, limit=_EXPORT_BATCH, offset=offset)
+            batch = log.queries(
+                f.since, until, types=f.types, text=f.text or None, session=f.session or None,
+                limit=_EXPORT_BATCH, offset=offset,
+            )  # fmt: skip
             for row in batch:
                 yield [
                     when(row["created_at"], seconds=True),

@@ -255,10 +255,15 @@ def queries() -> str:
     service = get_service()
     log, bot = service.querylog, service.bot
     size = max(1, int(current_app.config["ADMIN_PAGE_SIZE"]))
-    total = log.count(f.since, f.until, types=f.types)
+    # A session is read as a conversation, oldest first; otherwise newest first.
+    text, session = f.text or None, f.session or None
+    total = log.count(f.since, f.until, types=f.types, text=text, session=session)
     pages = max(1, math.ceil(total / size))
     page = min(_page_arg(), pages)
-    rows = log.queries(f.since, f.until, types=f.types, limit=size, offset=(page - 1) * size)
+    rows = log.queries(
+        f.since, f.until, types=f.types, text=text, session=session, limit=size,
+        offset=(page - 1) * size, oldest_first=session is not None,
+    )  # fmt: skip
     for row in rows:
         row["faq_question"] = faq_question(bot, row["faq_id"])
     return render_template(
