@@ -855,7 +855,7 @@ def test_queries_csv_is_masked_guarded_and_opens_in_excel(app, analyst):
     body = response.data
     assert body.startswith(b"\xef\xbb\xbf")
     text = body.decode("utf-8-sig")
-    assert text.startswith("created_at,question,reply_type,faq_id,faq_question,score\r\n")
+    assert text.startswith("时间（北京时间）,问题,回复类型,问答编号,匹配的问答,得分\r\n")
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == QUERY_CSV_HEADER
     stamps = [row[0] for row in rows[1:]]
@@ -871,7 +871,7 @@ def test_queries_csv_is_masked_guarded_and_opens_in_excel(app, analyst):
         "违章搭建怎么举报",
     ]
     answered = replies["违章搭建怎么举报"]
-    assert answered[1:4] == ["answer", "building-report", BUILDING_Q]
+    assert answered[1:4] == ["直接回答", "building-report", BUILDING_Q]
     assert re.fullmatch(r"0\.\d{4}|1\.0000", answered[4])
     assert "1234" not in text and "B12345" not in text
     # The quoted formula cell as it is on disk.
@@ -888,8 +888,9 @@ def test_queries_csv_follows_the_filters(app, analyst):
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert [row[1] for row in rows[1:]] == ["社保怎么交", "今天天气怎么样"]
     earlier = analyst.get(f"/admin/export/queries.csv?to={day - timedelta(days=1)}")
-    assert earlier.data.decode("utf-8-sig") == (
-        "created_at,question,reply_type,faq_id,faq_question,score\r\n"
+    assert (
+        earlier.data.decode("utf-8-sig")
+        == "时间（北京时间）,问题,回复类型,问答编号,匹配的问答,得分\r\n"
     )
 
 
@@ -911,14 +912,14 @@ def test_clusters_csv(app, analyst):
     assert response.data.startswith(b"\xef\xbb\xbf")
     text = response.data.decode("utf-8-sig")
     assert text.startswith(
-        "rank,count,distinct,first_seen,last_seen,nearest_id,nearest_question,nearest_score,"
-        "suggestion,examples\r\n"
+        "序号,提问次数,问法数,首次提问（北京时间）,最近提问（北京时间）,最接近的问答编号,"
+        "最接近的问答,相似度,建议,例句\r\n"
     )
     rows = list(csv.reader(io.StringIO(text)))
     assert [(r[0], r[1], r[2], r[8], r[9]) for r in rows[1:]] == [
-        ("1", "3", "2", "new entry", "今天天气怎么样 | 今天天气如何"),
-        ("2", "1", "1", "new entry", "'=SUM(A1) [手机号]"),
-        ("3", "1", "1", "alternates", "摊贩"),
+        ("1", "3", "2", "新建条目", "今天天气怎么样 | 今天天气如何"),
+        ("2", "1", "1", "新建条目", "'=SUM(A1) [手机号]"),
+        ("3", "1", "1", "加为相似问法", "摊贩"),
     ]
     assert rows[3][5:8] == ["vendor-report", VENDOR_Q, rows[3][7]]
     assert float(rows[3][7]) >= 0.4

@@ -279,7 +279,9 @@ def test_csv_exports_download(page, admin_server, tmp_path):
     target = tmp_path / download.suggested_filename
     download.save_as(target)
     data = target.read_bytes()
-    assert data.startswith(b"\xef\xbb\xbfcreated_at,question,reply_type,faq_id,faq_question,score")
+    assert data.decode("utf-8").startswith(
+        "\ufeff时间（北京时间）,问题,回复类型,问答编号,匹配的问答,得分"
+    )
     text = data.decode("utf-8-sig")
     assert "'=1+1 办证大厅几点开门" in text
     assert "我的手机[手机号]丢了" in text and "13812345678" not in text
@@ -291,7 +293,7 @@ def test_csv_exports_download(page, admin_server, tmp_path):
     assert download.suggested_filename.startswith("clusters_")
     download.save_as(tmp_path / "clusters.csv")
     text = (tmp_path / "clusters.csv").read_bytes().decode("utf-8-sig")
-    assert text.startswith("rank,count,distinct,first_seen,last_seen,nearest_id")
+    assert text.startswith("序号,提问次数,问法数,首次提问（北京时间）,最近提问（北京时间）")
     assert f"\r\n1,{WEATHER_COUNT},1," in text
 
 

@@ -16,7 +16,7 @@ from flask import Response, current_app
 from bot.analysis.clusters import CHINA_TIME, csv_cell, to_csv_rows
 from bot.analysis.report import unanswered_clusters
 from bot.web.admin.filters import current_filters, when
-from bot.web.admin.views import faq_question
+from bot.web.admin.views import TYPE_NAMES, faq_question
 from bot.web.service import get_service
 
 __all__ = ["QUERY_CSV_HEADER", "export_clusters", "export_queries"]
@@ -25,7 +25,8 @@ _EXPORT_BATCH = 2000
 # Clusters in a CSV export that get their nearest FAQ (one engine lookup each).
 _EXPORT_NEAREST = 500
 
-QUERY_CSV_HEADER = ["created_at", "question", "reply_type", "faq_id", "faq_question", "score"]
+#: The question list's columns and reply types, in Chinese for Excel and WPS users.
+QUERY_CSV_HEADER = ["时间（北京时间）", "问题", "回复类型", "问答编号", "匹配的问答", "得分"]
 
 
 def export_queries() -> Response:
@@ -48,7 +49,7 @@ def export_queries() -> Response:
                 yield [
                     when(row["created_at"], seconds=True),
                     row["question"],
-                    row["reply_type"],
+                    TYPE_NAMES.get(row["reply_type"], row["reply_type"]),
                     row["faq_id"] or "",
                     faq_question(bot, row["faq_id"]),
                     "" if row["score"] is None else f"{row['score']:.4f}",
