@@ -975,3 +975,19 @@ def test_queries_can_be_searched_and_read_as_one_visitors_conversation(make_app)
     bad = client.get("/admin/queries?session=NOT-A-SESSION").text
     assert "会话编号无效，已显示全部会话。" in bad
     assert len(questions(bad)) == 5
+
+
+def _seed_a_spike(app: Flask, faq_id: str, n: int) -> None:
+    """``n`` answers with ``faq_id`` now (today, China time)."""
+    log = app.extensions["xiaocheng"].querylog
+    for _ in range(n):
+        log.log_query("违建", reply_type="answer", faq_id=faq_id, score=0.9)
+    log.flush()
+
+
+def test_the_dashboard_shows_todays_spikes(app, analyst):
+    assert 'id="spikes"' not in analyst.get("/admin/").text
+    _seed_a_spike(app, "building-report", 12)
+    html = analyst.get("/admin/").text
+    assert '<h2 id="h-spikes">今天提问明显增多的问答</h2>' in html
+    assert f"<li><code>building-report</code> {BUILDING_Q}：今天 12 次，平时约 0.0 次</li>" in html

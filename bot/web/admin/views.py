@@ -30,6 +30,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from bot.analysis.report import learned_by_faq, unanswered_clusters
+from bot.analysis.spikes import spikes
 from bot.config import CHINA_TIME
 from bot.errors import BankError
 from bot.quality.lint import ReviewRules, due_for_review, review_rules
@@ -217,6 +218,8 @@ def dashboard() -> str:
         ],
         top_rows=top_rows,
         rate_rows=rate_rows,
+        spikes=spikes(log),
+        faq_title=lambda faq_id: _faq_title(bot, faq_id),
         charts={
             "daily": Markup(daily_svg),
             "shares": Markup(shares_svg),
