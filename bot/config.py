@@ -100,10 +100,27 @@ DEFAULTS: dict[str, Any] = {
     "CLUSTER_MAX_ROWS": 5000,
     "CLUSTER_THRESHOLD": 0.4,
     "CLUSTER_ALTERNATE_MIN_SCORE": 0.4,
+    # GET /api/hot, /api/suggest, /api/faq/<id> and /api/openapi.json, per client
+    # address and route (/healthz is not limited). Every RATELIMIT_* limit is shared
+    # by all workers and nodes with a Redis storage, and counted per worker with
+    # memory://. RATELIMIT_KEY_PREFIX starts every key the limits and the login
+    # lockout keep in that storage (Flask-Limiter's setting; tests use their own).
+    "RATELIMIT_READ": "120/minute",
+    "RATELIMIT_KEY_PREFIX": "",
     # Analyst console: login lifetime, login throttling, page sizes, longest date range.
     "ADMIN_SESSION_HOURS": 8,
+    # Login attempts (right or wrong) per client address, in the limiter's storage.
     "ADMIN_LOGIN_RATELIMIT": "5/minute;30/hour",
-    "ADMIN_LOGIN_DELAY_S": 1.0,
+    # Lockout after failed logins (bot/web/admin/throttle.py), counted in the
+    # limiter's storage: this many failures per client address, or for the account
+    # from any addresses, within the window lock it out for ADMIN_LOGIN_LOCKOUT_S,
+    # doubling for each lockout that follows within a window, at most
+    # ADMIN_LOGIN_LOCKOUT_MAX_S; then the failures are forgotten (0: no such count).
+    "ADMIN_LOGIN_FAILURES_PER_ADDRESS": 5,
+    "ADMIN_LOGIN_FAILURES_PER_ACCOUNT": 20,
+    "ADMIN_LOGIN_FAILURE_WINDOW_S": 900,
+    "ADMIN_LOGIN_LOCKOUT_S": 60,
+    "ADMIN_LOGIN_LOCKOUT_MAX_S": 3600,
     "ADMIN_PAGE_SIZE": 50,
     "ADMIN_CLUSTERS_SHOWN": 50,
     "ADMIN_MAX_DAYS": 366,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs on a fresh Debian machine, idempotently:
-# Debian's Chromium (browser tests), a running PostgreSQL (query-log tests),
+# Debian's Chromium (browser tests), a running PostgreSQL (query-log tests), a
+# running Redis (shared rate limits and login lockouts),
 # the Python virtual environment with dev extras, and axe-core from npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,21 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 1; done
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
+# Redis for the tests of limits shared by several workers and nodes.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if ! command -v redis-server >/dev/null; then
+    echo "== installing redis-server"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  fi
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "== starting Redis"
+    $SUDO redis-server --bind 127.0.0.1 --port 6379 --save "" --appendonly no --daemonize yes
+  fi
+  for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
+  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
 MINI_FAQ = DATA / "mini_faq"
+# Database 5 of the local Redis; each test's keys carry a prefix of its own.
+REDIS_URL = os.environ.get("XIAOCHENG_TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
 
 
 @pytest.fixture
@@ -49,3 +55,28 @@ def app(faq_dir: Path, tmp_path: Path, jieba_cache: Path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def shared_limits() -> Iterator[dict[str, Any]]:
+    """Settings that keep the rate limits and the login lockout in the test Redis, under
+    a key prefix of this test's own (apps given them count as one service, like the
+    workers and nodes of a deployment); the prefix's keys are deleted afterwards."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        client.close()
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} ({e}). The shared-limit tests need it: "
+            "start redis-server (.ci/run does) or point XIAOCHENG_TEST_REDIS_URL at one.",
+            pytrace=False,
+        )
+    prefix = f"test-{uuid.uuid4().hex[:12]}-"
+    yield {"RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix}
+    keys = list(client.scan_iter(match=f"*{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

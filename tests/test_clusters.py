@@ -11,7 +11,15 @@ import pytest
 import yaml
 
 from bot import Bot, load_bank
-from bot.analysis.clusters import Cluster, Nearest, cluster, csv_cell, render_text, to_csv_rows
+from bot.analysis.clusters import (
+    CLUSTER_CSV_HEADER,
+    Cluster,
+    Nearest,
+    cluster,
+    csv_cell,
+    render_text,
+    to_csv_rows,
+)
 from bot.errors import BankError
 from bot.querylog import QueryLog
 
@@ -94,7 +102,7 @@ def test_no_rows_no_clusters() -> None:
     assert cluster([]) == []
     assert cluster(_rows("", "   ")) == []
     assert render_text([]) == "未能很好回答的问题：0 类，共 0 次提问\n"
-    assert to_csv_rows([])[0][0] == "rank"
+    assert to_csv_rows([])[0][0] == "序号"
 
 
 # -- with the real engine ----------------------------------------------------------
@@ -208,21 +216,10 @@ def test_render_text() -> None:
 def test_csv_rows() -> None:
     clusters = cluster(_rows("=HYPERLINK(1)", "=HYPERLINK(1)", "@SUM(A1)"))
     assert to_csv_rows(clusters) == [
-        [
-            "rank",
-            "count",
-            "distinct",
-            "first_seen",
-            "last_seen",
-            "nearest_id",
-            "nearest_question",
-            "nearest_score",
-            "suggestion",
-            "examples",
-        ],
-        ["1", "2", "1", "2024-03-01 10:00", "2024-03-01 11:00", "", "", "", "new entry",
+        list(CLUSTER_CSV_HEADER),
+        ["1", "2", "1", "2024-03-01 10:00", "2024-03-01 11:00", "", "", "", "新建条目",
          "'=HYPERLINK(1)"],
-        ["2", "1", "1", "2024-03-01 12:00", "2024-03-01 12:00", "", "", "", "new entry",
+        ["2", "1", "1", "2024-03-01 12:00", "2024-03-01 12:00", "", "", "", "新建条目",
          "'@SUM(A1)"],
     ]  # fmt: skip
 

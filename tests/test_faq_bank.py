@@ -93,3 +93,25 @@ def test_no_reply_names_a_channel_twice(bot: Bot, bank) -> None:
         assert len(set(titles)) == len(titles) and len(set(urls)) == len(urls), reply.q
         named = [c for c in reply.channels if _channel_mentions(reply.message, c)]
         assert not named, (reply.q, reply.message)
+
+
+@pytest.mark.parametrize(
+    ("q", "faq_id", "answered"),
+    [
+        # A complaint with a place in it, as citizens write them (the clerk takes the place out).
+        ("洪山区桔园小区马路变成了菜市场", "vendor-report", True),
+        ("小区门口马路变成了菜市场", "vendor-report", True),
+        # Two or three words about how to reach the bureau.
+        ("联系方式", "about-contact", True),
+        ("城管电话多少啊", "about-contact", True),
+        ("有联系电话吗", "about-contact", True),
+        ("电话多少", "about-contact", False),  # at least offered
+    ],
+)
+def test_visitor_wordings_reach_their_entry(bot: Bot, q: str, faq_id: str, answered: bool) -> None:
+    reply = bot.ask(q)
+    if answered:
+        assert (reply.type, reply.faq_id) == ("answer", faq_id)
+    else:
+        offered = [s["id"] for s in reply.suggestions] if reply.type == "clarify" else []
+        assert reply.faq_id == faq_id or faq_id in offered, (reply.type, reply.faq_id, offered)

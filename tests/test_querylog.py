@@ -336,7 +336,8 @@ def test_migrate_is_idempotent(backend: Backend) -> None:
     assert store.migrate() == SCHEMA_VERSION
     assert store.create() == SCHEMA_VERSION
     backend.open()
-    assert backend.raw(f"SELECT version FROM {backend.table('schema_version')}") == [(1,), (2,)]
+    versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
+    assert versions == [(1,), (2,), (3,)]
 
 
 def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
@@ -351,7 +352,7 @@ def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
     with pytest.raises(QueryLogError) as excinfo:
         store.migrate()
     assert str(excinfo.value) == (
-        "the query log's schema is at version 99, newer than this code knows (2); upgrade the code"
+        "the query log's schema is at version 99, newer than this code knows (3); upgrade the code"
     )
 
 
@@ -520,3 +521,30 @@ def test_reads_on_an_empty_log(store: QueryLog) -> None:
         [],
     ]
     assert store.queries() == store.unanswered() == store.feedback() == []
+
+
+def test_curation_decisions_are_kept_newest_first(store: QueryLog) -> None:
+    before = {"alternates": ["违章搭建怎么举报"]}
+    after = {"alternates": ["违章搭建怎么举报", "违建找谁"]}
+    first = store.record_curation(
+        "accept", "building-report", who="console 127.0.0.1", wording="违建找谁",
+        file="building.yaml", before=before, after=after,
+    )  # fmt: skip
+    second = store.record_curation("reject", "vendor-report", who="console", wording="摊贩")
+    rows = store.curation()
+    assert [r["id"] for r in rows] == [second, first]
+    assert (rows[1]["action"], rows[1]["faq_id"], rows[1]["wording"]) == (
+        "accept",
+        "building-report",
+        "违建找谁",
+    )
+    assert (rows[1]["before"], rows[1]["after"], rows[1]["file"]) == (
+        before,
+        after,
+        "building.yaml",
+    )
+    assert rows[0]["before"] is None and rows[0]["who"] == "console"
+    assert store.rejected() == {("vendor-report", "摊贩")}
+    assert [r["id"] for r in store.curation(actions=("accept",))] == [first]
+    with pytest.raises(ValueError, match="unknown curation action 'delete'"):
+        store.record_curation("delete", "x", who="console")

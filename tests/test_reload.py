@@ -352,7 +352,7 @@ def test_reload_command_names_the_damaged_file_and_exits_1(operator_env: Path, c
 def test_console_reload_of_a_damaged_snapshot_is_a_500_naming_the_file(
     make_app, faq_dir: Path
 ) -> None:
-    app = make_app(ADMIN_PASSWORD_HASH=admin_tests.HASH, ADMIN_LOGIN_DELAY_S=0)
+    app = make_app(ADMIN_PASSWORD_HASH=admin_tests.HASH)
     client = admin_tests.logged_in(app)
     token = admin_tests.token_of(client.get("/admin/bank").text)
     first = rebuild(faq_dir, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"])

@@ -241,3 +241,18 @@ def test_a_wording_the_faq_already_has_is_not_proposed_again(instance, faq_dir, 
     assert report_main([]) == 0
     out = capsys.readouterr().out
     assert "访客自己选出答案的问法（可加为相似问法）：0 个条目" in out
+
+
+def test_report_names_todays_spikes_first(instance, capsys):
+    app = create_app({"TESTING": True, "RATELIMIT_ENABLED": False}, instance_path=instance)
+    try:
+        log = app.extensions["xiaocheng"].querylog
+        for _ in range(10):  # now: today in China time
+            log.log_query("违建", reply_type="answer", faq_id="building-report")
+        log.flush()
+    finally:
+        app.extensions["xiaocheng"].close()
+    assert report_main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "今天提问明显增多的问答（与前 4 周同一天同一时段相比）："
+    assert lines[2] == "  building-report「如何举报违法建筑？」今天 10 次，平时约 0.0 次"

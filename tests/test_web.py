@@ -648,7 +648,7 @@ def test_rate_limit(make_app):
     }
     assert 0 < int(response.headers["Retry-After"]) <= 60
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    # Another client is counted apart; reading is never limited.
+    # Another client is counted apart; reading is limited apart (RATELIMIT_READ).
     other = {"REMOTE_ADDR": "192.0.2.7"}
     assert _ask(client, {"q": "违建"}, environ_base=other).status_code == 200
     assert client.get("/api/hot").status_code == 200
@@ -675,6 +675,32 @@ def test_rate_limit_survives_an_unreachable_storage(make_app, caplog):
     codes = [_ask(client, {"q": "违建"}).status_code for _ in range(3)]
     assert codes == [200, 200, 429]  # counted in memory meanwhile
     assert "falling back to in-memory storage" in caplog.text
+
+
+def test_reads_are_rate_limited_per_route(make_app):
+    client = make_app(RATELIMIT_ENABLED=True, RATELIMIT_READ="2/minute").test_client()
+    assert [client.get("/api/hot").status_code for _ in range(2)] == [200, 200]
+    response = client.get("/api/hot")
+    assert response.status_code == 429
+    assert _error(response) == {
+        "code": "rate_limited",
+        "message": "您的提问太频繁了，请稍等一会儿再试。",
+    }
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    for path in ("/api/faq/building-report", "/api/suggest?q=违", "/api/openapi.json"):
+        codes = [client.get(path).status_code for _ in range(3)]
+        assert codes == [200, 200, 429], path
+    assert [client.get("/healthz").status_code for _ in range(5)] == [200] * 5
+    other = {"REMOTE_ADDR": "192.0.2.7"}
+    assert client.get("/api/hot", environ_base=other).status_code == 200
+    assert _ask(client, {"q": "违建"}).status_code == 200  # asks are counted apart
+
+
+def test_limits_are_shared_by_workers_through_redis(make_app, shared_limits):
+    settings = {**shared_limits, **LIMITS, "RATELIMIT_READ": "3/minute"}
+    one, two = make_app(**settings).test_client(), make_app(**settings).test_client()
+    assert [c.get("/api/hot").status_code for c in (one, two, one, two)] == [200, 200, 200, 429]
+    assert [_ask(c, {"q": "违建"}).status_code for c in (two, one, two)] == [200, 200, 429]
 
 
 def test_feedback_rate_limit(make_app):

@@ -33,6 +33,7 @@ from bot.querylog.masking import TOKENS, mask
 
 __all__ = [
     "CHINA_TIME",
+    "CLUSTER_CSV_HEADER",
     "Cluster",
     "Nearest",
     "cluster",
@@ -214,22 +215,24 @@ def render_text(
     return "\n".join(lines) + "\n"
 
 
+#: The clusters CSV's columns, in Chinese for the analysts who open it in Excel or WPS.
+CLUSTER_CSV_HEADER = (
+    "序号",
+    "提问次数",
+    "问法数",
+    "首次提问（北京时间）",
+    "最近提问（北京时间）",
+    "最接近的问答编号",
+    "最接近的问答",
+    "相似度",
+    "建议",
+    "例句",
+)
+
+
 def to_csv_rows(clusters: Iterable[Cluster], *, tz: tzinfo = CHINA_TIME) -> list[list[str]]:
     """Return the clusters as CSV rows, header first, every cell safe to open in a spreadsheet."""
-    rows = [
-        [
-            "rank",
-            "count",
-            "distinct",
-            "first_seen",
-            "last_seen",
-            "nearest_id",
-            "nearest_question",
-            "nearest_score",
-            "suggestion",
-            "examples",
-        ]
-    ]
+    rows = [list(CLUSTER_CSV_HEADER)]
     for rank, c in enumerate(clusters, 1):
         n = c.nearest
         row = [
@@ -241,7 +244,7 @@ def to_csv_rows(clusters: Iterable[Cluster], *, tz: tzinfo = CHINA_TIME) -> list
             n.id if n else "",
             n.question if n else "",
             f"{n.score:.2f}" if n else "",
-            "alternates" if c.suggest_alternates else "new entry",
+            "加为相似问法" if c.suggest_alternates else "新建条目",
             " | ".join(c.examples),
         ]
         rows.append([csv_cell(value) for value in row])

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..analysis.clusters import render_text
 from ..analysis.report import Learned, learned_by_faq, parse_since, unanswered_clusters
+from ..analysis.spikes import Spike, spikes
 from ..bank import shown_path
 from ..config import CHINA_TIME, DEFAULTS, instance_path, load_settings
 from ..errors import XiaochengError
@@ -60,15 +61,29 @@ def cmd_report(args: argparse.Namespace) -> int:
             log, bot, args.since, settings=settings, nearest_for=args.limit
         )
         learned = learned_by_faq(log, bot, args.since, settings=settings)
+        today = spikes(log)
     shown = clusters[: args.limit]
     since = args.since.astimezone(CHINA_TIME).strftime("%Y-%m-%d %H:%M")
     print(f"自 {since} 起（中国时间）")
     if len(clusters) > len(shown):
         rest = sum(c.count for c in clusters[len(shown) :])
         print(f"共 {len(clusters)} 类；下面是最大的 {len(shown)} 类，其余 {rest} 次提问未列出。")
+    sys.stdout.write(_render_spikes(today, bot))
     sys.stdout.write(render_text(shown, snippets=args.snippets))
     sys.stdout.write(_render_learned(learned[: args.limit], len(learned), snippets=args.snippets))
     return 0
+
+
+def _render_spikes(found: list[Spike], bot: Bot) -> str:
+    """Today's spikes, or nothing when there are none."""
+    if not found:
+        return ""
+    lines = ["今天提问明显增多的问答（与前 4 周同一天同一时段相比）："]
+    for s in found:
+        faq = bot.bank.by_id.get(s.faq_id)
+        title = f"「{faq.question}」" if faq else "（已不在题库中）"
+        lines.append(f"  {s.faq_id}{title}今天 {s.today} 次，平时约 {s.usual:.1f} 次")
+    return "\n".join(lines) + "\n\n"
 
 
 def _render_learned(learned: list[Learned], total: int, *, snippets: bool) -> str:

@@ -1,10 +1,11 @@
 """The query log's database: how it is opened, its tables and the migrations that build them.
 
 :func:`open_engine` opens the engine (SQLite set up for one writer thread and
-many readers). :func:`make_tables` defines the ``queries``, ``feedback`` and
-``schema_version`` tables (in one PostgreSQL schema, or none). The schema is versioned in
-``schema_version``: :func:`upgrade` applies the steps in ``MIGRATIONS`` that the
-database lacks, in order, on the caller's connection, inside its transaction;
+many readers). :func:`make_tables` defines the ``queries``, ``feedback``,
+``curation`` and ``schema_version`` tables (in one PostgreSQL schema, or
+none). The schema is versioned in ``schema_version``: :func:`upgrade` applies
+the steps in ``MIGRATIONS`` that the database lacks, in order, on the caller's
+connection, inside its transaction;
 on PostgreSQL it first takes an advisory lock, so that workers starting together
 do not race (on SQLite the caller's ``BEGIN IMMEDIATE`` does the same). A
 database newer than this code is refused.
@@ -74,6 +75,7 @@ class Tables:
     queries: sa.Table
     feedback: sa.Table
     versions: sa.Table
+    curation: sa.Table
 
 
 def make_tables(schema: str | None, max_chars: int) -> Tables:
@@ -111,7 +113,21 @@ def make_tables(schema: str | None, max_chars: int) -> Tables:
         sa.Column("description", sa.String(200), nullable=False),
         sa.Column("applied_at", _UTCDateTime, nullable=False),
     )  # fmt: skip
-    return Tables(metadata, queries, feedback, versions)
+    # What staff decided about the bank in the console: accepted or rejected
+    # suggestions and edits, with the entry before and after (JSON).
+    curation = sa.Table(
+        "curation", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("created_at", _UTCDateTime, nullable=False, index=True),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("faq_id", sa.String(128), nullable=False, index=True),
+        sa.Column("wording", sa.String(max_chars)),
+        sa.Column("who", sa.String(128), nullable=False),
+        sa.Column("file", sa.String(255)),
+        sa.Column("before", sa.Text),
+        sa.Column("after", sa.Text),
+    )  # fmt: skip
+    return Tables(metadata, queries, feedback, versions, curation)
 
 
 def _create_log_tables(conn: Connection, t: Tables) -> None:
@@ -137,11 +153,16 @@ def _add_choice_links(conn: Connection, t: Tables) -> None:
                 index.create(conn)
 
 
+def _create_curation(conn: Connection, t: Tables) -> None:
+    t.metadata.create_all(conn, tables=[t.curation])
+
+
 # Append only; a step never changes once released. A later step that alters a
 # table issues its own DDL here, and the table definitions above follow it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, Tables], None]], ...] = (
     (1, "queries and feedback tables", _create_log_tables),
     (2, "queries.from_query_id and feedback.reason", _add_choice_links),
+    (3, "curation: staff decisions about the bank", _create_curation),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

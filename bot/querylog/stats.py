@@ -141,18 +141,40 @@ class LogReader:
         types: Iterable[str] | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        text: str | None = None,
+        session: str | None = None,
+        oldest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Logged questions, newest first, for listing and CSV export (``limit=None``: all).
 
+        ``text`` keeps questions containing it (as typed, masked); ``session`` the
+        questions of one (hashed) session, e.g. oldest first to read a conversation.
         Each row: ``id, created_at, question, normalized, reply_type, faq_id, score,
         candidates`` (list of ``{"id", "score"}``), ``session, latency_ms``.
         """
         q = self._t.queries
-        stmt = sa.select(q).where(*self._between(q.c.created_at, since, until))
-        if types is not None:
-            stmt = stmt.where(q.c.reply_type.in_(list(types)))
-        stmt = stmt.order_by(q.c.created_at.desc(), q.c.id.desc()).offset(offset).limit(limit)
+        stmt = sa.select(q).where(*self._listed(since, until, types, text, session))
+        order = (q.c.created_at, q.c.id) if oldest_first else (q.c.created_at.desc(), q.c.id.desc())
+        stmt = stmt.order_by(*order).offset(offset).limit(limit)
         return self._rows(stmt)
+
+    def _listed(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        types: Iterable[str] | None,
+        text: str | None,
+        session: str | None,
+    ) -> list[sa.ColumnElement[bool]]:
+        q = self._t.queries
+        where = list(self._between(q.c.created_at, since, until))
+        if types is not None:
+            where.append(q.c.reply_type.in_(list(types)))
+        if text:
+            where.append(q.c.question.contains(text, autoescape=True))
+        if session:
+            where.append(q.c.session == session)
+        return where
 
     def count(
         self,
@@ -160,16 +182,13 @@ class LogReader:
         until: datetime | None = None,
         *,
         types: Iterable[str] | None = None,
+        text: str | None = None,
+        session: str | None = None,
     ) -> int:
         """How many questions :meth:`queries` would list without a limit."""
         q = self._t.queries
-        stmt = (
-            sa.select(sa.func.count())
-            .select_from(q)
-            .where(*self._between(q.c.created_at, since, until))
-        )
-        if types is not None:
-            stmt = stmt.where(q.c.reply_type.in_(list(types)))
+        where = self._listed(since, until, types, text, session)
+        stmt = sa.select(sa.func.count()).select_from(q).where(*where)
         with self._engine.connect() as conn:
             return int(conn.scalar(stmt) or 0)
 

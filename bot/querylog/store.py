@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection
 from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.errors import QueryLogError, QueryLogUnavailable, UnknownQuery
 from bot.querylog import outbox as outboxes
+from bot.querylog.curation import CurationRecords
 from bot.querylog.masking import mask
 from bot.querylog.rows import Ids, candidates_json, finite, session_hash
 from bot.querylog.schema import (
@@ -73,7 +74,7 @@ _held_over_fork: list[QueryLog] = []
 _parents_pools: list[object] = []
 
 
-class QueryLog(LogReader):
+class QueryLog(LogReader, CurationRecords):
     """The query and feedback store behind one SQLAlchemy URL.
 
     ``url`` is any SQLAlchemy URL, e.g. ``sqlite:////srv/xiaocheng/instance/querylog.db``

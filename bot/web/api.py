@@ -108,24 +108,31 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 
 def init_app(app: Flask, limiter: Limiter) -> None:
-    """Add the API routes to ``app``, rate-limiting the two that write."""
+    """Add the API routes to ``app``: the two that write limited by ``RATELIMIT_ASK`` and
+    ``RATELIMIT_FEEDBACK``, the reads each by ``RATELIMIT_READ``, ``/healthz`` by none
+    (load balancers poll it)."""
     cfg = app.config
 
-    def limited(view: Callable[[], Response], setting: str) -> Callable[[], Response]:
+    def limited(
+        view: Callable[..., Response], setting: str, methods: tuple[str, ...] = ("POST",)
+    ) -> Callable[..., Response]:
         # A disabled limiter still evaluates its decorators on every request.
         if not limiter.enabled:
             return view
-        return limiter.limit(lambda: cfg[setting], methods=["POST"])(view)
+        return limiter.limit(lambda: cfg[setting], methods=list(methods))(view)
+
+    def read(view: Callable[..., Response]) -> Callable[..., Response]:
+        return limited(view, "RATELIMIT_READ", ("GET", "HEAD"))
 
     app.before_request(_refuse_long_streamed_body)
     app.add_url_rule("/api/ask", "ask", limited(ask, "RATELIMIT_ASK"), methods=["POST"])
-    app.add_url_rule("/api/suggest", "suggest", suggest)
-    app.add_url_rule("/api/faq/<faq_id>", "faq", faq)
-    app.add_url_rule("/api/hot", "hot", hot)
+    app.add_url_rule("/api/suggest", "suggest", read(suggest))
+    app.add_url_rule("/api/faq/<faq_id>", "faq", read(faq))
+    app.add_url_rule("/api/hot", "hot", read(hot))
     app.add_url_rule(
         "/api/feedback", "feedback", limited(feedback, "RATELIMIT_FEEDBACK"), methods=["POST"]
     )
-    app.add_url_rule("/api/openapi.json", "openapi", openapi)
+    app.add_url_rule("/api/openapi.json", "openapi", read(openapi))
     app.add_url_rule("/healthz", "healthz", healthz)
     app.extensions["xiaocheng_openapi"] = openapi_document(
         max_question_chars=cfg["MAX_QUESTION_CHARS"],

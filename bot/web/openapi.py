@@ -14,8 +14,17 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(
+    schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _header(schema: dict[str, Any], description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
 
 
 def openapi_document(
@@ -28,6 +37,7 @@ def openapi_document(
 ) -> dict[str, Any]:
     """Return the OpenAPI document for the limits this service enforces."""
     faq_id = {"type": "string", "pattern": "^[a-z0-9-]+$", "examples": ["illegal-building-report"]}
+    query_id = {"type": "string", "pattern": "^[1-9][0-9]{0,18}$", "examples": ["42"]}
     id_question = {
         "type": "object",
         "required": ["id", "question"],
@@ -99,6 +109,7 @@ def openapi_document(
                 },
                 "faq_id": {
                     **faq_id,
+                    "maxLength": 128,
                     "description": "Answer this FAQ directly (a clicked question chip). An id "
                     "that no longer exists is ignored and the question is matched as usual.",
                 },
@@ -118,8 +129,7 @@ def openapi_document(
                     "examples": [{"faq_id": "vendor-report"}],
                 },
                 "from_query_id": {
-                    "type": "string",
-                    "pattern": "^[1-9][0-9]{0,18}$",
+                    **query_id,
                     "description": "query_id of the reply whose clarify choice, related "
                     "question or popular question the visitor clicked; stored with this "
                     "question in the query log, so the visitor's choice is linked to what "
@@ -167,8 +177,9 @@ def openapi_document(
                 "message": {"type": "string"},
                 "channels": {"type": "array", "items": _ref("Link")},
                 "query_id": {
-                    "type": "string",
-                    "description": "Identifies this question in the query log, for feedback.",
+                    **query_id,
+                    "description": "Identifies this question in the query log, for feedback: "
+                    "a decimal string below 2^63 (JavaScript numbers hold 53 bits exactly).",
                 },
             },
         },
@@ -176,7 +187,11 @@ def openapi_document(
             "type": "object",
             "required": ["query_id", "helpful"],
             "properties": {
-                "query_id": {"type": "string"},
+                "query_id": {
+                    **query_id,
+                    "description": "The query_id of the reply; not a decimal string below "
+                    "2^63: 400.",
+                },
                 "helpful": {"type": "boolean"},
                 "comment": {"type": "string", "maxLength": max_comment_chars},
                 "reason": {
@@ -216,18 +231,43 @@ def openapi_document(
             },
         },
     }
+    # Sent by the rate limiter on the operations it guards, while it is on.
+    rate_limit = {
+        name: _header({"type": "integer", "minimum": 0}, description)
+        for name, description in (
+            ("X-RateLimit-Limit", "Requests allowed in the current window."),
+            ("X-RateLimit-Remaining", "Requests left in the current window."),
+            ("X-RateLimit-Reset", "When the window ends, in Unix seconds."),
+            ("Retry-After", "Seconds until the window ends."),
+        )
+    }
+    cacheable = {
+        "Cache-Control": _header(
+            {"type": "string", "pattern": "^public, max-age=[0-9]+$"},
+            "Shared caches may keep the answer for the API_MAX_AGE setting (seconds).",
+            required=True,
+        )
+    }
+    no_store = {"Cache-Control": _header({"const": "no-store"}, "Never cached.", required=True)}
     bad_request = _json(
         _ref("Error"),
         "Invalid input (empty or too long question, wrong types, body that is not a JSON "
         "object). A body that is not strict JSON is `bad_json`: invalid UTF-8, arrays or "
         f"objects nested deeper than {json_max_depth}, `NaN`/`Infinity`, numbers beyond a "
         "double, or a key given twice.",
+        rate_limit,
     )
     too_large = _json(
-        _ref("Error"), f"The body is larger than {max_content_length} bytes (chunked bodies too)."
+        _ref("Error"),
+        f"The body is larger than {max_content_length} bytes (chunked bodies too).",
+        rate_limit,
     )
-    wrong_type = _json(_ref("Error"), "The body is not sent as application/json.")
-    limited = _json(_ref("Error"), "Too many requests from this client; see Retry-After.")
+    wrong_type = _json(_ref("Error"), "The body is not sent as application/json.", rate_limit)
+    limited = _json(
+        _ref("Error"),
+        "Too many requests from this client; see Retry-After.",
+        {**rate_limit, "Retry-After": {**rate_limit["Retry-After"], "required": True}},
+    )
     paths: dict[str, Any] = {
         "/api/ask": {
             "post": {
@@ -238,7 +278,9 @@ def openapi_document(
                     "content": {"application/json": {"schema": _ref("AskRequest")}},
                 },
                 "responses": {
-                    "200": _json(_ref("Reply"), "An answer, a clarifying question, or hints."),
+                    "200": _json(
+                        _ref("Reply"), "An answer, a clarifying question, or hints.", rate_limit
+                    ),
                     "400": bad_request,
                     "413": too_large,
                     "415": wrong_type,
@@ -267,6 +309,7 @@ def openapi_document(
                             },
                         },
                         "Up to the configured number of FAQ questions (none for an empty q).",
+                        cacheable,
                     )
                 },
             }
@@ -279,7 +322,7 @@ def openapi_document(
                     {"name": "faq_id", "in": "path", "required": True, "schema": faq_id}
                 ],
                 "responses": {
-                    "200": _json(_ref("FaqDetail"), "The FAQ."),
+                    "200": _json(_ref("FaqDetail"), "The FAQ.", cacheable),
                     "404": _json(_ref("Error"), "No FAQ has this id."),
                 },
             }
@@ -288,7 +331,9 @@ def openapi_document(
             "get": {
                 "operationId": "hot",
                 "summary": "Greeting, popular questions and human channels for the chat panel",
-                "responses": {"200": _json(_ref("Hot"), "What the widget shows on opening.")},
+                "responses": {
+                    "200": _json(_ref("Hot"), "What the widget shows on opening.", cacheable)
+                },
             }
         },
         "/api/feedback": {
@@ -307,9 +352,12 @@ def openapi_document(
                             "properties": {"ok": {"const": True}},
                         },
                         "Recorded.",
+                        rate_limit,
                     ),
                     "400": bad_request,
-                    "404": _json(_ref("Error"), "No logged question has this query_id."),
+                    "404": _json(
+                        _ref("Error"), "No logged question has this query_id.", rate_limit
+                    ),
                     "413": too_large,
                     "415": wrong_type,
                     "429": limited,
@@ -321,8 +369,10 @@ def openapi_document(
                 "operationId": "health",
                 "summary": "Liveness and readiness for load balancers",
                 "responses": {
-                    "200": _json(_ref("Health"), "Serving."),
-                    "503": _json(_ref("Health"), "The query-log database is unreachable."),
+                    "200": _json(_ref("Health"), "Serving.", no_store),
+                    "503": _json(
+                        _ref("Health"), "The query-log database is unreachable.", no_store
+                    ),
                 },
             }
         },
@@ -330,17 +380,31 @@ def openapi_document(
             "get": {
                 "operationId": "openapi",
                 "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1 document."}},
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "required": ["openapi", "info", "paths"]},
+                        "OpenAPI 3.1 document.",
+                    )
+                },
             }
         },
     }
+    for path, operations in paths.items():
+        if path != "/healthz":  # every read but the health check is limited (RATELIMIT_READ)
+            for operation in operations.values():
+                operation["responses"].setdefault("429", limited)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "智能小城 FAQ chatbot API",
             "version": "1",
             "description": "JSON API behind the 智能小城 widget. Errors are "
-            '`{"error": {"code", "message"}}` with a Chinese message for the visitor.',
+            '`{"error": {"code", "message"}}` with a Chinese message for the visitor: '
+            "also 404 `not_found` for a path not listed here and 405 `method_not_allowed` "
+            "(with Allow) for a method a path does not serve. Every response carries "
+            "`Vary: Origin` and the security headers (Content-Security-Policy, "
+            "X-Content-Type-Options, X-Frame-Options, Referrer-Policy); a request from a "
+            "configured portal origin also gets Access-Control-Allow-Origin.",
         },
         "paths": paths,
         "components": {"schemas": schemas},

@@ -10,6 +10,7 @@ the charts have a month to draw.
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -74,7 +75,6 @@ def admin_server(serve_app: Callable[..., Any]) -> Any:
     """The live server (see conftest.serve) with a console password and a month of questions."""
     server = serve_app(
         ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
-        ADMIN_LOGIN_DELAY_S=0,
     )
     service = server.app.extensions["xiaocheng"]
     bot, log = service.bot, service.querylog
@@ -279,7 +279,9 @@ def test_csv_exports_download(page, admin_server, tmp_path):
     target = tmp_path / download.suggested_filename
     download.save_as(target)
     data = target.read_bytes()
-    assert data.startswith(b"\xef\xbb\xbfcreated_at,question,reply_type,faq_id,faq_question,score")
+    assert data.decode("utf-8").startswith(
+        "\ufeff时间（北京时间）,问题,回复类型,问答编号,匹配的问答,得分"
+    )
     text = data.decode("utf-8-sig")
     assert "'=1+1 办证大厅几点开门" in text
     assert "我的手机[手机号]丢了" in text and "13812345678" not in text
@@ -291,7 +293,7 @@ def test_csv_exports_download(page, admin_server, tmp_path):
     assert download.suggested_filename.startswith("clusters_")
     download.save_as(tmp_path / "clusters.csv")
     text = (tmp_path / "clusters.csv").read_bytes().decode("utf-8-sig")
-    assert text.startswith("rank,count,distinct,first_seen,last_seen,nearest_id")
+    assert text.startswith("序号,提问次数,问法数,首次提问（北京时间）,最近提问（北京时间）")
     assert f"\r\n1,{WEATHER_COUNT},1," in text
 
 
@@ -333,3 +335,58 @@ def test_axe_finds_no_violations(new_page, console, admin_server, axe_source, ar
         assert result["violations"] == [], f"{name}: {dump(result['violations'])}"
         assert undecided(result) == [], f"{name}: {dump(undecided(result))}"
         assert result["passes"] >= 10, name
+
+
+def test_accept_and_reject_suggestions_in_the_browser(
+    new_page, console, serve_app, axe_source, artifacts, tmp_path
+):
+    # A writable copy of the bank, and an index of its own: accepting writes both.
+    faq = tmp_path / "faq"
+    shutil.copytree(Path(__file__).resolve().parent / "faq", faq)
+    server = serve_app(
+        FAQ_DIR=str(faq),
+        INDEX_PATH=str(tmp_path / "own-index" / "index.pkl"),
+        ADMIN_PASSWORD_HASH=generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000"),
+    )
+    choose_an_offered_answer(server)  # 渣土 → muck-permit, by the visitor's own choice
+    post_json(server.url + "/api/ask", {"q": "罚款"})  # a clarify: a cluster proposal
+    server.app.extensions["xiaocheng"].querylog.flush()
+
+    page = new_page()
+    page.context.add_init_script(path=str(axe_source))
+    login(page, server)
+    page.get_by_role("link", name="问法建议").click()
+    expect(page.get_by_role("heading", name="问法建议", level=1)).to_be_visible()
+    table = page.get_by_role("region", name="问法建议（表格）")
+    # 渣土 only for the entry the visitor chose, not also for the cluster's nearest one.
+    expect(table.locator("td.wording")).to_have_text(["渣土", "罚款"])
+    expect(table.locator("tbody tr").first).to_contain_text("muck-permit")
+    shot(page, artifacts, "suggestions")
+    result = run_axe(page)
+    assert result["violations"] == [], dump(result["violations"])
+    assert undecided(result) == [], dump(undecided(result))
+    console.errors.clear()  # axe probes with inline styles, which the CSP rightly refuses
+
+    page.get_by_role("button", name="采纳：把“渣土”加给 muck-permit").click()
+    expect(page.locator("#suggestion-notice")).to_contain_text(
+        "已把“渣土”加为条目 muck-permit 的相似问法，题库已重新加载"
+    )
+    assert "渣土" in (faq / "muck.yaml").read_text(encoding="utf-8")
+    reply = post_json(server.url + "/api/ask", {"q": "渣土"})
+    assert (reply["type"], reply["faq"]["id"]) == ("answer", "muck-permit")
+
+    # 罚款 is still open; not taking it hides it for good.
+    expect(page.locator("#suggestion-table td.wording")).to_have_text(["罚款"])
+    page.locator("#suggestion-table tbody tr").first.get_by_role("button", name="不采纳").click()
+    expect(page.locator("#suggestion-notice")).to_contain_text("已记下：不再建议把“罚款”")
+    expect(page.get_by_text("这段时间没有待处理的问法建议。")).to_be_visible()
+
+    page.get_by_role("link", name="修改记录").click()
+    history = page.get_by_role("region", name="修改记录（表格）")
+    expect(history.locator("tbody tr").first).to_contain_text("不采纳")
+    expect(history.locator("tbody tr").last).to_contain_text("采纳建议")
+    expect(history.locator("tbody tr").last).to_contain_text("+ 渣土")
+    shot(page, artifacts, "history")
+    result = run_axe(page)
+    assert result["violations"] == [], dump(result["violations"])
+    console.errors.clear()

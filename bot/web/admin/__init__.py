@@ -1,5 +1,7 @@
-"""The analyst console under ``/admin``: :mod:`.auth` (the door), :mod:`.filters`,
-:mod:`.views` (the pages), :mod:`.export` (CSV) and :mod:`.charts` (SVG);
+"""The analyst console under ``/admin``: :mod:`.auth` (the door, with its session
+records in :mod:`.sessions` and its lockout in :mod:`.throttle`), :mod:`.filters`,
+:mod:`.views` (the pages), :mod:`.curation` (suggestions inbox, history),
+:mod:`.export` (CSV) and :mod:`.charts` (SVG);
 :func:`init_app` puts them on an app."""
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from flask import Blueprint, Flask
 from flask_limiter import Limiter
 
 from bot.web import errors
-from bot.web.admin import auth, export, views
+from bot.web.admin import auth, curation, export, views
 
 __all__ = ["init_app"]
 
@@ -17,11 +19,13 @@ def init_app(app: Flask) -> None:
     """Add the console to ``app``; calling it again for the same app does nothing.
 
     Raises :class:`bot.config.ConfigError` if ``ADMIN_PASSWORD_HASH`` is set but
-    is not a werkzeug password hash.
+    is not a werkzeug password hash. Creates the console's sessions table in the
+    query log's database (``DATABASE_URL``) if it is missing.
     """
     if "admin" in app.blueprints:
         return
     auth.check_hash_setting(app.config.get("ADMIN_PASSWORD_HASH"))
+    auth.init_door(app)
     if app.config.get("SESSION_COOKIE_PATH") is None:
         # Only the console uses the session: the widget's requests need not carry it.
         app.config["SESSION_COOKIE_PATH"] = auth.PREFIX
@@ -42,6 +46,10 @@ def init_app(app: Flask) -> None:
     bp.add_url_rule("/queries", "queries", views.queries)
     bp.add_url_rule("/export/queries.csv", "export_queries", export.export_queries)
     bp.add_url_rule("/export/clusters.csv", "export_clusters", export.export_clusters)
+    bp.add_url_rule("/suggestions", "suggestions", curation.suggestions)
+    bp.add_url_rule("/suggestions/accept", "accept", curation.accept, methods=["POST"])
+    bp.add_url_rule("/suggestions/reject", "reject", curation.reject, methods=["POST"])
+    bp.add_url_rule("/history", "history", curation.history)
     bp.add_url_rule("/bank", "bank", views.bank)
     bp.add_url_rule("/reload", "reload", views.reload, methods=["POST"])
     bp.add_url_rule("/static/<path:filename>", "asset", views.asset)

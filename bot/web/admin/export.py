@@ -23,7 +23,7 @@ from flask import Response, current_app
 from bot.analysis.clusters import CHINA_TIME, csv_cell, to_csv_rows
 from bot.analysis.report import unanswered_clusters
 from bot.web.admin.filters import current_filters, when
-from bot.web.admin.views import faq_question
+from bot.web.admin.views import TYPE_NAMES, faq_question
 from bot.web.service import get_service
 
 __all__ = ["QUERY_CSV_HEADER", "export_clusters", "export_queries"]
@@ -34,11 +34,12 @@ _EXPORT_NEAREST = 500
 
 _logger = logging.getLogger(__name__)
 _INCOMPLETE = "导出未完成：咨询记录库暂时无法访问，请稍后重新导出。"
-QUERY_CSV_HEADER = ["created_at", "question", "reply_type", "faq_id", "faq_question", "score"]
+#: The question list's columns and reply types, in Chinese for Excel and WPS users.
+QUERY_CSV_HEADER = ["时间（北京时间）", "问题", "回复类型", "问答编号", "匹配的问答", "得分"]
 
 
 def export_queries() -> Response:
-    """The filtered questions, newest first, as CSV."""
+    """The filtered questions (date range, type, search text, session), newest first, as CSV."""
     f = current_filters()
     service = get_service()
     log, bot = service.querylog, service.bot
@@ -46,7 +47,10 @@ def export_queries() -> Response:
     until = min(f.until, datetime.now(UTC))
 
     def page(offset: int) -> list[dict[str, Any]]:
-        return log.queries(f.since, until, types=f.types, limit=_EXPORT_BATCH, offset=offset)
+        return log.queries(
+            f.since, until, types=f.types, text=f.text or None, session=f.session or None,
+            limit=_EXPORT_BATCH, offset=offset,
+        )  # fmt: skip
 
     first = page(0)  # an unreachable log fails here, before the response starts
 
@@ -59,7 +63,7 @@ def export_queries() -> Response:
                 yield [
                     when(row["created_at"], seconds=True),
                     row["question"],
-                    row["reply_type"],
+                    TYPE_NAMES.get(row["reply_type"], row["reply_type"]),
                     row["faq_id"] or "",
                     faq_question(bot, row["faq_id"]),
                     "" if row["score"] is None else f"{row['score']:.4f}",

@@ -2,11 +2,14 @@
 query string, and how the pages show a moment.
 
 ``from`` and ``to`` are both included (default: the last 30 days); ``type`` is
-a reply type or empty for all. A bad value is replaced and explained.
+a reply type or empty for all; ``text`` a piece of the question to search for
+and ``session`` one visitor session (the question list). A bad value is
+replaced and explained.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,6 +23,8 @@ from bot.querylog import REPLY_TYPES
 __all__ = ["Filters", "current_filters", "parse_filters", "today", "when"]
 
 _DEFAULT_DAYS = 30
+_MAX_TEXT = 100
+_SESSION = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,8 @@ class Filters:
     end: date
     reply_type: str | None = None
     errors: tuple[str, ...] = ()
+    text: str = ""  # questions containing this (the question list's search)
+    session: str = ""  # one visitor session (hashed), read as a conversation
 
     @property
     def since(self) -> datetime:
@@ -52,6 +59,10 @@ class Filters:
         args: dict[str, Any] = {"from": self.start.isoformat(), "to": self.end.isoformat()}
         if self.reply_type:
             args["type"] = self.reply_type
+        if self.text:
+            args["text"] = self.text
+        if self.session:
+            args["session"] = self.session
         args.update({k: v for k, v in extra.items() if v is not None})
         return args
 
@@ -84,7 +95,12 @@ def parse_filters(
     if reply_type is not None and reply_type not in REPLY_TYPES:
         errors.append("回复类型无效，已显示全部类型。")
         reply_type = None
-    return Filters(start, end, reply_type, tuple(errors))
+    text = " ".join(args.get("text", "").split())[:_MAX_TEXT]
+    session = args.get("session", "")
+    if session and not _SESSION.fullmatch(session):
+        errors.append("会话编号无效，已显示全部会话。")
+        session = ""
+    return Filters(start, end, reply_type, tuple(errors), text, session)
 
 
 def _date_arg(args: Mapping[str, str], name: str, label: str, errors: list[str]) -> date | None:

@@ -30,6 +30,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from bot.analysis.report import learned_by_faq, unanswered_clusters
+from bot.analysis.spikes import spikes
 from bot.config import CHINA_TIME
 from bot.errors import BankError
 from bot.quality.lint import ReviewRules, due_for_review, review_rules
@@ -108,7 +109,7 @@ def template_globals() -> dict[str, Any]:
     return {
         "bureau": service.bot.site.get("bureau_name", ""),
         "bot_name": service.bot.site.get("bot_name", "智能小城"),
-        "logged_in": logged_in(),
+        "logged_in": logged_in(quiet=True),
         "csrf_token": csrf_token,
         "asset_url": asset_url,
         "type_names": TYPE_NAMES,
@@ -217,6 +218,8 @@ def dashboard() -> str:
         ],
         top_rows=top_rows,
         rate_rows=rate_rows,
+        spikes=spikes(log),
+        faq_title=lambda faq_id: _faq_title(bot, faq_id),
         charts={
             "daily": Markup(daily_svg),
             "shares": Markup(shares_svg),
@@ -255,10 +258,15 @@ def queries() -> str:
     service = get_service()
     log, bot = service.querylog, service.bot
     size = max(1, int(current_app.config["ADMIN_PAGE_SIZE"]))
-    total = log.count(f.since, f.until, types=f.types)
+    # A session is read as a conversation, oldest first; otherwise newest first.
+    text, session = f.text or None, f.session or None
+    total = log.count(f.since, f.until, types=f.types, text=text, session=session)
     pages = max(1, math.ceil(total / size))
     page = min(_page_arg(), pages)
-    rows = log.queries(f.since, f.until, types=f.types, limit=size, offset=(page - 1) * size)
+    rows = log.queries(
+        f.since, f.until, types=f.types, text=text, session=session, limit=size,
+        offset=(page - 1) * size, oldest_first=session is not None,
+    )  # fmt: skip
     for row in rows:
         row["faq_question"] = faq_question(bot, row["faq_id"])
     return render_template(
