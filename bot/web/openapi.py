@@ -222,12 +222,19 @@ def openapi_document(
         },
         "Health": {
             "type": "object",
-            "required": ["status", "faqs", "index", "database"],
+            "required": ["status", "faqs", "index", "database", "backlog"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "faqs": {"type": "integer", "minimum": 0},
                 "index": {"type": "object"},
                 "database": {"type": "string", "enum": ["ok", "unreachable"]},
+                "backlog": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Rows waiting "
+                    "in the outboxes to be written to the query log's database.",
+                },
+                "reason": {"type": "string", "description": "Why the status is degraded."},
             },
         },
     }
@@ -389,10 +396,12 @@ def openapi_document(
             }
         },
     }
+    unavailable = _json(_ref("Error"), "The query log's database is unreachable.", rate_limit)
     for path, operations in paths.items():
         if path != "/healthz":  # every read but the health check is limited (RATELIMIT_READ)
             for operation in operations.values():
                 operation["responses"].setdefault("429", limited)
+                operation["responses"].setdefault("503", unavailable)
     return {
         "openapi": "3.1.0",
         "info": {
