@@ -59,12 +59,17 @@ def _load_bot(args: argparse.Namespace) -> Bot:
 
 def _bank_of(index_path: Path, default: Path) -> Path:
     """The bank an index given without --faq was built from: the default bank, the
-    bank beside it (a reload snapshot) or the snapshot its reload marker names."""
+    bank beside it (a reload snapshot), the folder ``train`` recorded in it, or the
+    snapshot its reload marker names."""
     try:
-        digest = Index.read_meta(index_path).get("digest")
+        meta = Index.read_meta(index_path)
     except IndexArtifactError:
         return default  # Bot.load says what is wrong with the file
+    digest = meta.get("digest")
+    built_from = meta.get("faq_dir") if isinstance(meta.get("faq_dir"), str) else None
     places = [default, index_path.parent]
+    if built_from:
+        places.append(Path(built_from))
     try:
         marker = read_marker(index_path)
     except IndexArtifactError:
@@ -77,6 +82,11 @@ def _bank_of(index_path: Path, default: Path) -> Path:
                 return place
         except XiaochengError:
             continue
+    if built_from:
+        raise IndexArtifactError(
+            f"{index_path} was built from {built_from}, which has changed since; "
+            f"rebuild it: python train.py --faq {built_from} --index {index_path}"
+        )
     raise IndexArtifactError(
         f"{index_path} was built from another FAQ bank than {shown_path(default)}; "
         "pass the folder it was built from with --faq DIR, or rebuild it: "
@@ -210,6 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bank = load_bank(_faq_dir(args, settings))
     pipeline = pipeline_for(bank, cache_dir=settings["CACHE_DIR"] or Path(index_path).parent)
     bot = Bot(bank, pipeline, build_index(bank, pipeline))
+    bot.index.meta["faq_dir"] = str(Path(_faq_dir(args, settings)).resolve())
     bot.index.save(index_path)
     took = time.perf_counter() - start
     print(

@@ -143,6 +143,7 @@ class Bot:
             raise IndexArtifactError(f"{index_path} does not exist; run python train.py")
         if index is None:
             index = build_index(bank, pipeline)
+            index.meta["faq_dir"] = str(Path(faq_dir).resolve())  # for ask --index alone
             if index_path is not None:
                 index.save(index_path)
         return cls(bank, pipeline, index, Remit.load(Path(faq_dir) / REMIT_FILE))
