@@ -230,6 +230,7 @@ class Shipper:
             self._insert(rows)
             with self._lock:
                 del self._memory[: len(rows)]
+            self._shipped()
             self._outstanding.done(rows)
 
     def _drain(self, source: OutboxFile) -> None:
@@ -269,6 +270,7 @@ class Shipper:
         finally:
             if done:
                 source.remove([seq for seq, _ in done])
+                self._shipped()  # healthy again before a flush waiting for these returns
                 if source is self._own:
                     self._outstanding.done([row for _, row in done])
 
