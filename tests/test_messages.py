@@ -94,6 +94,9 @@ def test_evaluate_counts_any_accepted_id_and_gaps(tmp_path: Path) -> None:
 
 def test_shipped_labels_load_against_the_shared_titles() -> None:
     """Every label names a bank entry and a title of the shared data set beside the clone."""
+    if not DEFAULT_MESSAGES.exists():
+        # The data set is not ours to ship: a clone that is not beside ../shared lacks it.
+        pytest.skip(f"{DEFAULT_MESSAGES} is not beside this clone (see ../shared/eval-data)")
     bank = load_bank(Path(__file__).parent.parent / "faq")
     items = load_messages(DEFAULT_LABELS, DEFAULT_MESSAGES, known_ids=set(bank.by_id))
     in_remit = [i for i in items if i.id != FALLBACK or i.gap]
