@@ -7,6 +7,7 @@ an FAQ by the visitor's own choice (:func:`learned_by_faq`), and the
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from bot.match.text import normalize
 from bot.querylog import QueryLog
 from bot.querylog.masking import TOKENS
 
-__all__ = ["Learned", "learned_by_faq", "parse_since", "unanswered_clusters"]
+__all__ = ["Learned", "known_wordings", "learned_by_faq", "parse_since", "unanswered_clusters"]
 
 _SINCE = re.compile(r"(\d{1,4})\s*([dhw])")
 _UNITS = {"d": "days", "h": "hours", "w": "weeks"}
@@ -112,7 +113,7 @@ def learned_by_faq(
         question = str(row["question"])
         if any(token in question for token in TOKENS.values()):
             continue
-        if normalize(question) in {normalize(t) for t in faq.texts}:
+        if normalize(question) in known_wordings(faq.texts):
             continue
         grouped.setdefault(faq.id, []).append(
             {k: row[k] for k in ("question", "chosen", "helpful", "count")}
@@ -120,6 +121,12 @@ def learned_by_faq(
     found = [Learned(i, faqs[i].question, tuple(rows)) for i, rows in grouped.items()]
     found.sort(key=lambda x: (-x.count, x.faq_id))
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def known_wordings(texts: tuple[str, ...]) -> frozenset[str]:
+    """An FAQ's question and alternates (``Faq.texts``), normalised: wordings it has."""
+    return frozenset(normalize(t) for t in texts)
 
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.analysis.report import learned_by_faq, unanswered_clusters
+from bot.analysis.report import known_wordings, learned_by_faq, unanswered_clusters
 from bot.match.engine import Bot
 from bot.match.text import normalize
 from bot.querylog import QueryLog
@@ -89,7 +89,7 @@ def suggestions(
             continue
         if any(token in wording for token in TOKENS.values()):
             continue
-        if norm in {normalize(t) for t in faq.texts}:
+        if norm in known_wordings(faq.texts):
             continue
         reply = bot.ask(wording)
         if reply.type == "answer" and reply.faq_id == faq_id:
