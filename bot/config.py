@@ -76,6 +76,10 @@ DEFAULTS: dict[str, Any] = {
     # questions answered the fitted thresholds may give on the 'fit' half.
     "FIT_MAX_WRONG": 0.02,
     "FIT_MAX_OUT_ANSWERED": 0.03,
+    # The same caps for real citizen messages (a folder or .tsv of message labels):
+    # their targets allow more wrong answers than bank-style questions do.
+    "FIT_MAX_WRONG_MESSAGES": 0.04,
+    "FIT_MAX_OUT_ANSWERED_MESSAGES": 0.03,
     "HOT_LIMIT": 6,
     # Seconds browsers may cache the widget's static files and the read-only API.
     "STATIC_MAX_AGE": 300,
