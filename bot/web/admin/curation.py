@@ -21,8 +21,8 @@ from flask.typing import ResponseReturnValue
 
 from bot.analysis.suggestions import suggestions as open_suggestions
 from bot.bank import ENTRY_KEYS
-from bot.curate.explain import FIELD_NAMES
 from bot.curate.edit import Draft, EditConflict, EditError
+from bot.curate.explain import FIELD_NAMES
 from bot.errors import BankError
 from bot.web.admin.filters import current_filters, when
 from bot.web.errors import WebError

@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot.curate.edit import Draft, EditConflict, EditError
@@ -32,6 +32,7 @@ from bot.errors import BankError
 from bot.match.engine import faq_card
 from bot.web.admin.curation import who
 from bot.web.admin.filters import when
+from bot.web.errors import WebError
 from bot.web.reload import reload_bank
 from bot.web.service import get_service
 
@@ -127,11 +128,12 @@ def _last_change(file: str) -> str:
     """Who changed ``file`` last in the console, or that it was changed on disk."""
     for row in get_service().querylog.curation(limit=50, actions=("accept", "edit")):
         if row["file"] == file:
-            return f"{when(row['created_at'], seconds=True)} {row['who']} 修改了条目 {row['faq_id']}"
+            at = when(row["created_at"], seconds=True)
+            return f"{at} {row['who']} 修改了条目 {row['faq_id']}"
     return MSG_CHANGED_ON_DISK
 
 
-def _page(status: int = 200, **context: Any) -> ResponseReturnValue:
+def _page(*, status: int = 200, **context: Any) -> ResponseReturnValue:
     context.setdefault("problems", [])
     by_field: dict[str, list[str]] = {}
     for p in context["problems"]:
@@ -147,12 +149,14 @@ def edit_faq(faq_id: str) -> ResponseReturnValue:
     draft = Draft(_faq_dir())
     file = draft.file_of(faq_id)
     if file is None:
-        abort(404, MSG_NO_SUCH_ENTRY)
+        raise WebError(404, "no_such_entry", MSG_NO_SUCH_ENTRY)
     try:
         current = draft.fields(faq_id)
     except EditError as e:
-        return _page(422, entry_id=faq_id, file=file, form=None, problems=[explain_edit(str(e))])
-    page = {"entry_id": faq_id, "file": file, "current": current}
+        return _page(
+            status=422, entry_id=faq_id, file=file, form=None, problems=[explain_edit(str(e))]
+        )
+    page: dict[str, Any] = {"entry_id": faq_id, "file": file, "current": current}
     if request.method == "GET":
         saved = request.args.get("saved")
         return _page(**page, form=_form_text(current), digest=draft.digest(file), saved=saved,
@@ -169,9 +173,11 @@ def edit_faq(faq_id: str) -> ResponseReturnValue:
         draft.write(expected={file: opened})
     except EditConflict:
         page.update(digest=draft.digest(file), other=_form_text(current))
-        return _page(409, **page, conflict=MSG_CONFLICT.format(file=file, by=_last_change(file)))
+        return _page(
+            status=409, **page, conflict=MSG_CONFLICT.format(file=file, by=_last_change(file))
+        )
     except (BankError, EditError) as e:
-        return _page(422, **page, problems=_problems(e, faq_id), failed=MSG_CHECK_FAILED)
+        return _page(status=422, **page, problems=_problems(e, faq_id), failed=MSG_CHECK_FAILED)
     return _published(draft, faq_id)
 
 
@@ -196,7 +202,7 @@ def new_faq() -> ResponseReturnValue:
             return _page(**page, preview=_preview(draft, new_id))
         draft.write()
     except (BankError, EditError) as e:
-        return _page(422, **page, problems=_problems(e, new_id), failed=MSG_CHECK_FAILED)
+        return _page(status=422, **page, problems=_problems(e, new_id), failed=MSG_CHECK_FAILED)
     return _published(draft, new_id, created=True)
 
 
@@ -212,7 +218,7 @@ def _published(draft: Draft, entry_id: str, *, created: bool = False) -> Respons
     current_app.logger.info("admin: entry %s saved, bank %s", entry_id, result.version[:12])
     if not result.ok:
         problems = [Explained(None, e) for e in result.errors]
-        return _page(500, entry_id=entry_id, file=draft.file_of(entry_id), form=None,
+        return _page(status=500, entry_id=entry_id, file=draft.file_of(entry_id), form=None,
                      problems=problems, failed="已写入文件，但重新加载题库失败：")  # fmt: skip
     target = url_for("admin.faq_edit", faq_id=entry_id, saved=result.version[:12],
                      created="1" if created else None)  # fmt: skip
