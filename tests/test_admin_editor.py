@@ -57,6 +57,8 @@ def form_of(page: str) -> dict[str, str]:
             m = re.search(r'name="digest" value="([^"]*)"', page)
         if m:
             form[name] = html.unescape(m.group(1))
+    for name, value in re.findall(r'<input type="hidden" name="(was-\w+)" value="([^"]*)"', page):
+        form[name] = html.unescape(value)
     return form
 
 
@@ -259,7 +261,9 @@ def test_a_save_after_someone_else_changed_the_file_is_refused_and_loses_nothing
     analyst, colleague = logged_in(app), logged_in(app)
     mine = form_of(analyst.get("/admin/faq/building-report").text)
     theirs = form_of(colleague.get("/admin/faq/building-report").text)
-    theirs.update(do="save", answer="同事改的答案：请拨打{hotline}。")
+    theirs.update(
+        do="save", answer="同事改的答案：请拨打{hotline}。", keywords="违法建筑\n举报\n违建"
+    )
     assert colleague.post("/admin/faq/building-report", data=theirs).status_code == 303
 
     mine.update(do="save", answer="我改的答案。", alternates=mine["alternates"] + "\n我加的问法")
@@ -268,21 +272,29 @@ def test_a_save_after_someone_else_changed_the_file_is_refused_and_loses_nothing
     said = notice(response.text)
     assert said.startswith("没有保存：您打开本页之后，building.yaml 已被修改（")
     assert "分析后台（127.0.0.1） 修改了条目 building-report" in said
-    assert "为免覆盖别人的修改，本次什么都没有写入。您填写的内容仍在下面的表单里" in said
-    other = re.search(r'<section class="panel" aria-labelledby="h-other".*?</section>',
-                      response.text, re.S).group(0)  # fmt: skip
+    assert "为免覆盖别人的修改，本次什么都没有写入。您改动的内容仍在下面的表单里" in said
+    assert "您没有改动、而别人改过的项已换成文件中现在的内容：关键词。" in said
+    assert field_errors(response.text, "answer") == [
+        "【答案】您和别人都改了这一项：表单中是您的版本，请对照上面文件中现在的内容再决定。"
+    ]
+    other = re.search(
+        r'<section class="panel" aria-labelledby="h-other".*?</section>', response.text, re.S
+    ).group(0)
     assert "同事改的答案：请拨打{hotline}。" in other
     kept = form_of(response.text)
-    assert (kept["answer"], kept["alternates"].split("\n")[-1]) == ("我改的答案。", "我加的问法")
+    assert kept["answer"] == "我改的答案。"  # both changed it: the curator's text
+    assert kept["alternates"].split("\n")[-1] == "我加的问法"  # only the curator changed it
+    assert kept["keywords"] == "违法建筑\n举报\n违建"  # only the colleague changed it
     text = (faq_dir / "building.yaml").read_text(encoding="utf-8")
     assert "同事改的答案" in text and "我改的答案" not in text
 
     # The form now carries the file as it is: saving again is a deliberate choice.
     assert kept["digest"] != mine["digest"]
-    assert (
-        analyst.post("/admin/faq/building-report", data={**kept, "do": "save"}).status_code == 303
-    )
-    assert "我改的答案" in (faq_dir / "building.yaml").read_text(encoding="utf-8")
+    again = analyst.post("/admin/faq/building-report", data={**kept, "do": "save"})
+    assert again.status_code == 303
+    fields = Draft(faq_dir).fields("building-report")
+    assert (fields["answer"], fields["alternates"][-1]) == ("我改的答案。", "我加的问法")
+    assert fields["keywords"] == ["违法建筑", "举报", "违建"]
 
 
 def test_a_change_on_disk_is_a_conflict_too(editor):
@@ -470,3 +482,18 @@ def test_workbook_upload_writes_the_change_reloads_and_is_recorded(editor):
     [row] = history_rows(analyst)
     assert row[1:3] == ["修改条目", "building-demolish"]
     assert row[4].startswith("答案：原文：依照《中华人民共和国行政强制法》规定的程序办理。")
+
+
+def test_every_problem_of_a_form_is_shown_at_once(editor):
+    app, faq_dir = editor
+    analyst = logged_in(app)
+    form = form_of(analyst.get("/admin/faq/building-report").text)
+    form.update(do="save", reviewed="11月1日", related="zzz", question="")
+    response = analyst.post("/admin/faq/building-report", data=form)
+    assert response.status_code == 422
+    assert field_errors(response.text, "question") == ["条目 building-report：【标准问】不能为空"]
+    assert field_errors(response.text, "reviewed") == [
+        "条目 building-report：【复核日期】“11月1日”不是日期，要写成 2026-11-20 这样的格式"
+    ]
+    assert field_errors(response.text, "related")[0].endswith("【相关问题】编号“zzz”的条目不存在")
+    assert "还没有在后台修改过题库。" in analyst.get("/admin/history").text

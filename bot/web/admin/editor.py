@@ -12,21 +12,24 @@ reload and the change recorded (who, when, entry, before and after) for
 ``/admin/history``. Problems are shown in Chinese naming the field
 (:mod:`bot.curate.explain`).
 
-An entry's form carries the SHA-256 of its file as it was when the form was
-opened; a save after the file changed is refused (409) with who changed it,
-the entry as it is now, and the curator's text kept in the form, which then
-carries the new digest: saving again is a deliberate choice.
+An entry's form carries the SHA-256 of its file, and the entry's fields, as they
+were when the form was opened; a save after the file changed is refused (409)
+with who changed it and the entry as it is now. The form then holds the
+curator's changes on top of the entry as it is now (a field only the other
+person changed takes their text; one both changed keeps the curator's and is
+marked) and the new digest: saving again is a deliberate choice.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from bot.curate.edit import Draft, EditConflict, EditError
+from bot.curate.edit import Draft, EditConflict, EditError, EntryChange
 from bot.curate.explain import FIELD_NAMES, Explained, explain, explain_edit
 from bot.errors import BankError
 from bot.match.engine import faq_card
@@ -42,9 +45,14 @@ __all__ = ["FORM_FIELDS", "MSG_CONFLICT", "edit_faq", "faq_list", "new_faq"]
 FORM_FIELDS = ("question", "alternates", "answer", "category", "keywords", "related", "basis",
                "reviewed")  # fmt: skip
 _LISTS = ("alternates", "keywords", "related", "basis")
+_SHOWN_SCHEMES = ("", "http", "https", "tel")
 MSG_CONFLICT = (
     "没有保存：您打开本页之后，{file} 已被修改（{by}）。为免覆盖别人的修改，本次什么都没有写入。"
-    "您填写的内容仍在下面的表单里；请对照“现在文件中的这一条”，确认无误后再点“保存”。"
+    "您改动的内容仍在下面的表单里；请对照“现在文件中的这一条”，确认无误后再点“保存”。"
+)
+MSG_TAKEN = "您没有改动、而别人改过的项已换成文件中现在的内容："
+MSG_BOTH_CHANGED = (
+    "【{name}】您和别人都改了这一项：表单中是您的版本，请对照上面文件中现在的内容再决定。"
 )
 MSG_CHANGED_ON_DISK = "有人直接改了服务器上的文件"
 MSG_NOTHING_CHANGED = "表单与文件中的内容相同，没有需要保存的修改。"
@@ -84,8 +92,29 @@ def _form_text(fields: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def _posted() -> dict[str, str]:
-    return {key: request.form.get(key, "").replace("\r\n", "\n") for key in FORM_FIELDS}
+def _posted(prefix: str = "") -> dict[str, str]:
+    """The form's text (``prefix="was-"``: as it was when the form was opened)."""
+    return {k: request.form.get(prefix + k, "").replace("\r\n", "\n") for k in FORM_FIELDS}
+
+
+def _merged(mine: dict[str, str], was: dict[str, str], theirs: dict[str, str]) -> dict[str, Any]:
+    """After a conflict: the curator's changes on top of the entry as it is now.
+
+    A field the curator did not change takes the other change (``taken``); one both
+    changed keeps the curator's text (``both``), for them to decide.
+    """
+    m, w, t = _fields(mine), _fields(was), _fields(theirs)
+    form, taken, both = {}, [], []
+    for key in FORM_FIELDS:
+        if m[key] == w[key]:
+            form[key] = theirs[key]
+            if t[key] != w[key]:
+                taken.append(key)
+        else:
+            form[key] = mine[key]
+            if t[key] not in (w[key], m[key]):
+                both.append(key)
+    return {"form": form, "taken": taken, "both": both}
 
 
 def _fields(text: dict[str, str]) -> dict[str, Any]:
@@ -113,11 +142,34 @@ def _problems(exc: Exception, entry_id: str) -> list[Explained]:
     return [explain_edit(str(exc))]
 
 
+def _update(draft: Draft, entry_id: str, fields: dict[str, Any]) -> list[Explained]:
+    """Apply the form field by field: every refused field is listed, not just the first."""
+    refused = []
+    for key, value in fields.items():
+        try:
+            draft.update_entry(entry_id, {key: value})
+        except EditError as e:
+            refused.append(explain_edit(str(e)))
+    return refused
+
+
+def _checked(draft: Draft, entry_id: str) -> list[Explained]:
+    """The bank's problems with the fields that could be applied."""
+    try:
+        draft.check()
+    except BankError as e:
+        return _problems(e, entry_id)
+    return []
+
+
 def _preview(draft: Draft, entry_id: str) -> dict[str, Any]:
     """The answer the bot would give with the draft's bank (BankError if it is not valid)."""
     bank = draft.check()
     faq = bank.by_id[entry_id]
     card = faq_card(faq, bank.site)
+    for link in card["links"]:
+        # As the widget does (safeHref in widget.js): other links are not shown.
+        link["shown"] = urlsplit(link["url"].strip()).scheme.lower() in _SHOWN_SCHEMES
     card["related"] = [
         {"id": r, "question": bank.by_id[r].question} for r in faq.related if r in bank.by_id
     ]
@@ -140,8 +192,9 @@ def _page(*, status: int = 200, **context: Any) -> ResponseReturnValue:
         if p.field:
             by_field.setdefault(p.field, []).append(p.text)
     return render_template(
-        "admin/faq_edit.html", active="faqs", names=FIELD_NAMES, by_field=by_field, **context
-    ), status
+        "admin/faq_edit.html", active="faqs", names=FIELD_NAMES, by_field=by_field,
+        msg_taken=MSG_TAKEN, **context,
+    ), status  # fmt: skip
 
 
 def edit_faq(faq_id: str) -> ResponseReturnValue:
@@ -156,26 +209,32 @@ def edit_faq(faq_id: str) -> ResponseReturnValue:
         return _page(
             status=422, entry_id=faq_id, file=file, form=None, problems=[explain_edit(str(e))]
         )
-    page: dict[str, Any] = {"entry_id": faq_id, "file": file, "current": current}
+    page: dict[str, Any] = {"entry_id": faq_id, "file": file}
     if request.method == "GET":
         saved = request.args.get("saved")
-        return _page(**page, form=_form_text(current), digest=draft.digest(file), saved=saved,
+        now = _form_text(current)
+        return _page(**page, form=now, was=now, digest=draft.digest(file), saved=saved,
                      created=request.args.get("created") == "1")  # fmt: skip
     text = _posted()
     opened = request.form.get("digest", "")
-    page.update(form=text, digest=opened)
+    page.update(form=text, was=_posted("was-"), digest=opened)
     try:
-        draft.update_entry(faq_id, _fields(text))
+        refused = _update(draft, faq_id, _fields(text))
+        if refused:
+            return _page(status=422, **page, problems=refused + _checked(draft, faq_id),
+                         failed=MSG_CHECK_FAILED)  # fmt: skip
         if request.form.get("do") != "save":
             return _page(**page, preview=_preview(draft, faq_id))
         if not draft.changes:
             return _page(**page, notice=MSG_NOTHING_CHANGED)
         draft.write(expected={file: opened})
     except EditConflict:
-        page.update(digest=draft.digest(file), other=_form_text(current))
-        return _page(
-            status=409, **page, conflict=MSG_CONFLICT.format(file=file, by=_last_change(file))
-        )
+        theirs = _form_text(current)
+        merge = _merged(text, page["was"], theirs)
+        both = [Explained(k, MSG_BOTH_CHANGED.format(name=FIELD_NAMES[k])) for k in merge["both"]]
+        page.update(form=merge["form"], was=theirs, digest=draft.digest(file), other=theirs)
+        said = MSG_CONFLICT.format(file=file, by=_last_change(file))
+        return _page(status=409, **page, conflict=said, taken=merge["taken"], problems=both)
     except (BankError, EditError) as e:
         return _page(status=422, **page, problems=_problems(e, faq_id), failed=MSG_CHECK_FAILED)
     return _published(draft, faq_id)
@@ -210,10 +269,15 @@ def _published(draft: Draft, entry_id: str, *, created: bool = False) -> Respons
     """Reload the bank, record the change, and show the entry's form again."""
     result = reload_bank(current_app)
     log = get_service().querylog
-    for change in draft.changes:
+    first: dict[tuple[str, str], EntryChange] = {}
+    last: dict[tuple[str, str], EntryChange] = {}
+    for change in draft.changes:  # one per field applied: one record per entry
+        first.setdefault((change.file, change.entry), change)
+        last[(change.file, change.entry)] = change
+    for key, change in first.items():
         log.record_curation(
             "edit", change.entry, who=who(), file=change.file, before=change.before,
-            after=change.after,
+            after=last[key].after,
         )  # fmt: skip
     current_app.logger.info("admin: entry %s saved, bank %s", entry_id, result.version[:12])
     if not result.ok:
