@@ -128,6 +128,8 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_PAGE_SIZE": 50,
     "ADMIN_CLUSTERS_SHOWN": 50,
     "ADMIN_MAX_DAYS": 366,
+    # Largest body of the FAQ editor's forms and of an uploaded workbook (bytes).
+    "ADMIN_MAX_FORM_BYTES": 2_000_000,
     # Send the console's session cookie over HTTPS only (set true behind TLS).
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_SAMESITE": "Lax",
