@@ -122,10 +122,24 @@ def test_fit_reads_both_kinds_of_set_and_reports_each(faq_dir: Path, tmp_path: P
     assert out.returncode == 0, out.stderr
     values = yaml.safe_load((faq_dir / "thresholds.yaml").read_text(encoding="utf-8"))
     assert values["topic_weight"] in TOPIC_WEIGHTS
-    assert {"topic_coef", "topic_margin_coef", "answer", "clarify"} <= set(values)
-    assert values["clarify"] <= values["answer"]
+    assert {"topic_coef", "topic_margin_coef", "answer", "clarify", "clarify_message"} <= set(
+        values
+    )
+    assert values["clarify"] <= values["answer"] and values["clarify_message"] <= values["answer"]
     held_out = [line for line in out.stdout.splitlines() if line.startswith("held-out half of")]
     assert [line.split(" (")[0] for line in held_out] == [
         f"held-out half of {dev}",
         f"held-out half of {labels}",
     ]
+
+
+def test_messages_have_their_own_clarify_threshold(bot: Bot) -> None:
+    short = bot.pipeline.prepare("私搭乱建")
+    long = bot.pipeline.prepare("某某小区门口有人私搭乱建，严重影响通行，望有关部门尽快处理")
+    assert (short.message, long.message) == (False, True)
+    config = replace(bot.matcher.config, answer=1.01, clarify=1.0, clarify_message=0.0)
+    bot.matcher.config = config
+    assert bot.matcher.decide(short, bot.matcher.rank(short)).type == "fallback"
+    assert bot.matcher.decide(long, bot.matcher.rank(long)).type == "clarify"
+    bot.matcher.config = replace(config, clarify_message=-1.0)  # unset: as short questions
+    assert bot.matcher.decide(long, bot.matcher.rank(long)).type == "fallback"

@@ -161,6 +161,7 @@ class FollowUp:
             text=f"{head.text}{sep}{p.text}",
             words=head.words + p.words,
             pinyin=head.pinyin + p.pinyin,
+            message=p.message,
         )
 
     # --- helpers -------------------------------------------------------------

@@ -56,6 +56,9 @@ class MatcherConfig:
     topic_margin_coef: float = 0.0
     answer: float = 0.5  # calibrated score from which the best FAQ is answered
     clarify: float = 0.15  # calibrated score from which close FAQs are offered
+    # The same for a message (Prepared.message: a complaint the clerk read, not a short
+    # question), whose evidence is weaker; below 0: as ``clarify``.
+    clarify_message: float = -1.0
     clarify_window: float = 0.12  # raw distance from the best within which FAQs are offered
     max_choices: int = 3
     outside_override: float = 0.9  # raw score that wins over an out-of-remit keyword
@@ -238,7 +241,8 @@ class Matcher:
             return Decision("fallback", score, cands)
         if score >= c.answer:
             return Decision("answer", score, cands)
-        if score >= c.clarify:
+        clarify = c.clarify_message if p.message and c.clarify_message >= 0 else c.clarify
+        if score >= min(clarify, c.answer):
             close = [x for x in cands if best.raw - x.raw <= c.clarify_window]
             return Decision("clarify", score, cands, close[: c.max_choices])
         return Decision("fallback", score, cands)

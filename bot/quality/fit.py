@@ -19,7 +19,9 @@ Three steps, each on the fit halves only:
    shares of their questions in the remit, among the thresholds that keep
    every set within both caps (rounded up to whole questions); and the
    lowest clarify threshold that offers choices to no more out-of-remit
-   questions of any set than twice its cap.
+   questions of any set than twice its cap: one for short questions, one
+   for messages long enough for the clerk (``clarify_message``), whose
+   evidence is weaker (a complaint shares fewer words with any wording).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class _Scored:
     right: bool  # in the remit and the best FAQ is its FAQ
     in_remit: bool
     routed: bool  # judged to be for another agency whatever the score
+    message: bool  # long enough for the clerk: a complaint, not a short question
 
 
 def _score(bot: Bot, groups: list[list[Labelled]]) -> list[_Scored]:
@@ -80,7 +83,7 @@ def _score(bot: Bot, groups: list[list[Labelled]]) -> list[_Scored]:
             in_remit = item.id != FALLBACK and not item.gap
             routed = bot.is_outside(item.q, p)
             is_right = in_remit and top in item.accepted
-            scored.append(_Scored(g, ev.raw, ev.vector(), is_right, in_remit, routed))
+            scored.append(_Scored(g, ev.raw, ev.vector(), is_right, in_remit, routed, p.message))
     return scored
 
 
@@ -142,10 +145,10 @@ def fit_thresholds(bot: Bot, sets: list[FitSet], *, wrong_cost: float = 4.0) -> 
         cap_out = math.ceil(fit_set.max_out_answered * n_out)
         caps.append((max(n_in, 1), cap_wrong, cap_out))
 
-    def counts(t: float, g: int) -> tuple[int, int, int]:
+    def counts(t: float, g: int, messages: bool | None = None) -> tuple[int, int, int]:
         right = wrong = out = 0
         for p, a, s in zip(probs, answerable, scored, strict=True):
-            if s.group != g or p < t or not a:
+            if s.group != g or p < t or not a or messages not in (None, s.message):
                 continue
             right += s.right
             wrong += s.in_remit and not s.right
@@ -161,16 +164,20 @@ def fit_thresholds(bot: Bot, sets: list[FitSet], *, wrong_cost: float = 4.0) -> 
             utility += (right - wrong_cost * (wrong + out)) / n_in
         if within and utility > best_utility:
             best_answer, best_utility = float(t), utility
-    best_clarify = best_answer
-    for t in np.arange(0.01, best_answer, 0.01):
-        if all(counts(float(t), g)[2] <= 2 * cap_out for g, (_, _, cap_out) in enumerate(caps)):
-            best_clarify = float(t)
-            break
+    clarify = {}
+    for messages in (False, True):  # short questions, then messages (their own threshold)
+        clarify[messages] = best_answer
+        for t in np.arange(0.01, best_answer, 0.01):
+            offered = [counts(float(t), g, messages)[2] for g in range(len(caps))]
+            if all(n <= 2 * cap_out for n, (_, _, cap_out) in zip(offered, caps, strict=True)):
+                clarify[messages] = float(t)
+                break
     coefs = zip(COEFS, (float(v) for v in model.coef_[0]), strict=True)
     return {
         "bias": round(float(model.intercept_[0]), 4),
         **{name: round(value, 4) for name, value in coefs},
         "topic_weight": topic_weight,
         "answer": round(best_answer, 2),
-        "clarify": round(best_clarify, 2),
+        "clarify": round(clarify[False], 2),
+        "clarify_message": round(clarify[True], 2),
     }
