@@ -9,6 +9,14 @@ itself may take the last transactions with it (WAL without a sync per commit).
 The shipper (:mod:`bot.querylog.shipper`) copies the rows to the configured
 database in batches and deletes them from the outbox only after that commit.
 
+The request pays for one insert and nothing more. The file is written back to
+its database (a checkpoint, with its syncs) only by the shipper
+(:meth:`OutboxFile.checkpoint`, on a connection of its own), never by the
+request's commit. While everything the file holds was added by this process and
+nothing handed out failed, :meth:`OutboxFile.batch` hands out the rows as they
+were added, from memory; after a failed shipment, a deferred row or in an
+orphan it reads the file, until the file is empty again.
+
 Ownership is an exclusive ``flock`` on ``outbox-<pid>-<token>.lock``, taken
 before the outbox file exists and held while the process lives: the kernel
 releases it when the process dies however it dies. :func:`claim_orphans` takes
@@ -61,6 +69,10 @@ CREATE TABLE IF NOT EXISTS shipper (
 # looked up only for feedback whose query the database lacks.
 _PREFIX = "outbox-"
 _BUSY_TIMEOUT_S = 5.0
+# A WAL file reset after a checkpoint is cut back to this size.
+_WAL_LIMIT_BYTES = 4 * 1024 * 1024
+# Built once: json.dumps with options builds an encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +83,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # No checkpoint inside a commit (it syncs twice): the shipper runs them.
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
     return conn
 
 
 def _encode(row: dict[str, Any]) -> str:
     data = dict(row)
     data["created_at"] = row["created_at"].isoformat()
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def _decode(text: str) -> dict[str, Any]:
@@ -89,39 +104,69 @@ def _decode(text: str) -> dict[str, Any]:
 class OutboxFile:
     """One outbox file, its lock held by this process (file descriptor ``lock_fd``)."""
 
-    def __init__(self, path: Path, lock_fd: int) -> None:
+    def __init__(self, path: Path, lock_fd: int, *, new: bool = False) -> None:
         self.path = path
         self._lock_fd = lock_fd
         self._lock = threading.Lock()
         self._conn = _connect(path)
         self._conn.executescript(_SCHEMA)
+        self._checkpointer: sqlite3.Connection | None = None
+        # The rows added here and not yet handed out, while they are all the file
+        # holds (None: read the file); and those handed out, not yet removed.
+        self._fresh: list[tuple[int, Row]] | None = [] if new else None
+        self._handed: set[int] = set()
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         """Keep ``row`` for ``table``, durably, before returning."""
         query_id = row["id"] if table == "queries" else row["query_id"]
+        data = _encode(row)
         with self._lock:
-            self._conn.execute(
+            seq = self._conn.execute(
                 "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
-                (table, query_id, _encode(row)),
-            )
+                (table, query_id, data),
+            ).lastrowid
+            if self._fresh is not None and seq is not None:
+                self._fresh.append((seq, (table, row)))
 
     def batch(self, n: int) -> list[tuple[int, Row]]:
         """Up to ``n`` rows due for shipping, oldest first, with their sequence numbers."""
         with self._lock:
+            if self._fresh is not None and not self._handed:
+                taken = self._fresh[:n]
+                del self._fresh[:n]
+                self._handed.update(seq for seq, _ in taken)
+                return taken
+            # Rows handed out came back unshipped: the file is the truth from now on.
+            self._fresh = None
+            self._handed.clear()
             found = self._conn.execute(
                 "SELECT seq, tbl, data FROM outbox WHERE not_before <= ? ORDER BY seq LIMIT ?",
                 (time.time(), n),
             ).fetchall()
+            if not found and not self._conn.execute("SELECT 1 FROM outbox LIMIT 1").fetchone():
+                self._fresh = []  # empty: what is added next is all it holds
         return [(seq, (table, _decode(data))) for seq, table, data in found]
 
     def remove(self, seqs: Sequence[int]) -> None:
         """Forget the rows ``seqs``: the database has them (or refused them for good)."""
+        if not seqs:
+            return
         with self._lock:
-            # One statement, one transaction (executemany would commit each row).
-            self._conn.execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(seqs)),),
-            )
+            low, high = min(seqs), max(seqs)
+            if high - low + 1 == len(seqs):  # the usual case: one run of rows
+                self._conn.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (low, high))
+            else:  # one statement, one transaction (executemany would commit each row)
+                self._conn.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(seqs)),),
+                )
+            self._handed.difference_update(seqs)
+
+    def checkpoint(self) -> None:
+        """Write what the WAL holds back to the file, beside the writers (the shipper's job)."""
+        if self._checkpointer is None:
+            self._checkpointer = _connect(self.path)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def defer(self, seq: int, delay_s: float) -> int:
         """Ship row ``seq`` again in ``delay_s`` at the earliest; return its refusals so far."""
@@ -133,9 +178,12 @@ class OutboxFile:
             refusals: int = self._conn.execute(
                 "SELECT refusals FROM outbox WHERE seq = ?", (seq,)
             ).fetchone()[0]
+            self._fresh = None  # it waits in the file, not in memory
+            self._handed.discard(seq)
         return refusals
 
     def count(self) -> int:
+        """How many rows the file holds."""
         with self._lock:
             n: int = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         return n
@@ -150,18 +198,22 @@ class OutboxFile:
 
     def close(self) -> None:
         """Close the file and give up its lock; its rows wait for the next owner."""
-        with self._lock:
-            self._conn.close()
+        self._close_connections()
         os.close(self._lock_fd)
 
     def discard(self) -> None:
         """Close and delete the (empty) outbox and its lock."""
-        with self._lock:
-            self._conn.close()
+        self._close_connections()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         self.path.with_suffix(".lock").unlink(missing_ok=True)
         os.close(self._lock_fd)
+
+    def _close_connections(self) -> None:
+        with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+            self._conn.close()
 
     def abandon(self) -> None:
         """Drop the file without touching it (a forked child's copy of its parent's)."""
@@ -188,7 +240,7 @@ def create(folder: Path) -> OutboxFile:
     fd = _lock(lock_path, create=True)
     assert fd is not None  # a file created just now
     try:
-        return OutboxFile(path, fd)
+        return OutboxFile(path, fd, new=True)
     except sqlite3.Error:  # a full disk: leave nothing behind
         for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), lock_path):
             leftover.unlink(missing_ok=True)

@@ -11,7 +11,8 @@ before each retry (``reconnect``) so that a file made writable again or a
 restarted server is picked up without a restart, and it logs the backlog at
 most every ``_LOG_EVERY_S`` seconds. Every ``claim_interval_s`` (and when closing)
 it takes over the outboxes of dead processes sharing the folder and ships them
-too.
+too; every ``_CHECKPOINT_EVERY_S`` it checkpoints the outboxes, so that no
+request's commit does.
 
 A row the database refuses for good (an id it holds already: shipped once before
 a crash; feedback for a query it lacks; a value it cannot store) is set aside
@@ -47,6 +48,8 @@ _LOG_EVERY_S = 10.0
 _MAX_DELAY_S = 2.0
 _FEEDBACK_RETRY_S = 2.0
 _RETRY_OUTBOX_S = 5.0
+# How often the outboxes' WAL is written back to their files (two syncs each).
+_CHECKPOINT_EVERY_S = 1.0
 # What the database says of a row it will never take (a duplicate id, a missing
 # query, a value it cannot hold); anything else is the database's own trouble.
 _REFUSED = (sa.exc.IntegrityError, sa.exc.DataError)
@@ -178,12 +181,15 @@ class Shipper:
 
     def _run(self) -> None:
         delay = 0.05
-        next_claim = 0.0
+        next_claim = next_checkpoint = 0.0
         while True:
             closing = self._closing.is_set()
             if closing or time.monotonic() >= next_claim:
                 self._claim()
                 next_claim = time.monotonic() + self._claim_interval_s
+            if time.monotonic() >= next_checkpoint:
+                self._checkpoint()
+                next_checkpoint = time.monotonic() + _CHECKPOINT_EVERY_S
             try:
                 self._ship_all()
             except Exception as e:  # the database's, or the outbox's: retry, never die
@@ -215,6 +221,15 @@ class Shipper:
             except sqlite3.Error:
                 pass
         self._orphans += claimed
+
+    def _checkpoint(self) -> None:
+        for f in [self._own, *self._orphans]:
+            if f is None:
+                continue
+            try:
+                f.checkpoint()
+            except sqlite3.Error as e:  # a full disk: the WAL keeps the rows meanwhile
+                log.debug("query log: cannot checkpoint the outbox %s: %s", f.path, e)
 
     def _ship_all(self) -> None:
         if self._own is not None:
