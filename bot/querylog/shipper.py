@@ -11,8 +11,7 @@ before each retry (``reconnect``) so that a file made writable again or a
 restarted server is picked up without a restart, and it logs the backlog at
 most every ``_LOG_EVERY_S`` seconds. Every ``claim_interval_s`` (and when closing)
 it takes over the outboxes of dead processes sharing the folder and ships them
-too; every ``_CHECKPOINT_EVERY_S`` it checkpoints the outboxes, so that no
-request's commit does.
+too.
 
 A row the database refuses for good (an id it holds already: shipped once before
 a crash; feedback for a query it lacks; a value it cannot store) is set aside
@@ -48,8 +47,6 @@ _LOG_EVERY_S = 10.0
 _MAX_DELAY_S = 2.0
 _FEEDBACK_RETRY_S = 2.0
 _RETRY_OUTBOX_S = 5.0
-# How often the outboxes' WAL is written back to their files (two syncs each).
-_CHECKPOINT_EVERY_S = 1.0
 # What the database says of a row it will never take (a duplicate id, a missing
 # query, a value it cannot hold); anything else is the database's own trouble.
 _REFUSED = (sa.exc.IntegrityError, sa.exc.DataError)
@@ -118,7 +115,7 @@ class Shipper:
                 raise sqlite3.OperationalError("no outbox file")
             own.add(table, row)
             self._outbox_error = None
-        except sqlite3.Error as e:
+        except (OSError, sqlite3.Error) as e:
             if self._outbox_error is None:
                 log.error("query log: the outbox in %s cannot keep rows: %s", self.folder, e)
             with self._lock:
@@ -181,15 +178,12 @@ class Shipper:
 
     def _run(self) -> None:
         delay = 0.05
-        next_claim = next_checkpoint = 0.0
+        next_claim = 0.0
         while True:
             closing = self._closing.is_set()
             if closing or time.monotonic() >= next_claim:
                 self._claim()
                 next_claim = time.monotonic() + self._claim_interval_s
-            if time.monotonic() >= next_checkpoint:
-                self._checkpoint()
-                next_checkpoint = time.monotonic() + _CHECKPOINT_EVERY_S
             try:
                 self._ship_all()
             except Exception as e:  # the database's, or the outbox's: retry, never die
@@ -222,18 +216,9 @@ class Shipper:
                 pass
         self._orphans += claimed
 
-    def _checkpoint(self) -> None:
-        for f in [self._own, *self._orphans]:
-            if f is None:
-                continue
-            try:
-                f.checkpoint()
-            except sqlite3.Error as e:  # a full disk: the WAL keeps the rows meanwhile
-                log.debug("query log: cannot checkpoint the outbox %s: %s", f.path, e)
-
     def _ship_all(self) -> None:
         if self._own is not None:
-            self._drain(self._own)
+            self._ship_own(self._own)
         for orphan in list(self._orphans):
             self._drain(orphan)
             if _count(orphan) == 0:
@@ -247,6 +232,35 @@ class Shipper:
                 del self._memory[: len(rows)]
             self._shipped()
             self._outstanding.done(rows)
+
+    def _ship_own(self, own: OutboxFile) -> None:
+        """Ship the outbox file's backlog, then the journal's rows straight from memory."""
+        try:
+            self._drain(own)
+            while True:
+                rows, end = own.take(self._batch_size)
+                if not rows:
+                    return
+                try:
+                    self._insert(rows)
+                except _REFUSED:  # find the refused rows the slow way, from the file
+                    own.spill()
+                    self._drain(own)
+                    continue
+                own.shipped(len(rows), end)
+                self._shipped()
+                self._outstanding.done(rows)
+                if len(rows) < self._batch_size:
+                    return  # the rest since: the next batch, after lingering
+        except Exception:
+            # The database fails: the journal's rows wait in the file, not in memory.
+            try:
+                own.spill()
+            except (OSError, sqlite3.Error) as e:
+                log.error(
+                    "query log: the outbox %s cannot take the journal's rows: %s", own.path, e
+                )
+            raise
 
     def _drain(self, source: OutboxFile) -> None:
         while True:
