@@ -171,16 +171,23 @@ class OutboxFile:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for table, data in rows:
+                for line, (table, data) in enumerate(rows, 1):
                     # Moved already if the owner died between moving and marking.
-                    if not self._conn.execute(
+                    if self._conn.execute(
                         "SELECT 1 FROM outbox WHERE tbl = ? AND data = ?", (table, data)
                     ).fetchone():
+                        continue
+                    try:
                         query_id = _query_id(table, _decode(data))
-                        self._conn.execute(
-                            "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
-                            (table, query_id, data),
+                    except (ValueError, KeyError, TypeError) as e:
+                        log.error(
+                            "query log: %s: row %d not readable: %s", self._journal.path, line, e
                         )
+                        continue
+                    self._conn.execute(
+                        "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
+                        (table, query_id, data),
+                    )
                 self._conn.execute("COMMIT")
             except BaseException:
                 if self._conn.in_transaction:  # not already undone by a failed COMMIT
