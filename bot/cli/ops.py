@@ -206,7 +206,8 @@ def register(sub: Any) -> None:
         "reload",
         help="validate the bank, rebuild the index, tell workers to swap",
         description="Validate the bank, rebuild the index and let the running service "
-        "switch to it without a restart.",
+        "switch to it without a restart. With BANK_SHARED, publish it through the shared "
+        "database too: every node serves it within seconds.",
     )
     p.add_argument(
         "--faq", default=None, metavar="DIR", help="FAQ bank folder (default: the FAQ_DIR setting)"
