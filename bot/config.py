@@ -10,8 +10,10 @@ The layers, each overriding the one before:
 4. the ``overrides`` mapping (tests pass theirs here), taken as is.
 
 A ``SECRET_KEY`` that no layer sets is generated once and kept in
-``<instance>/secret_key`` (git-ignored with the rest of the instance folder).
-Both the web app and the command line call :func:`load_settings`.
+``<instance>/secret_key`` (git-ignored with the rest of the instance folder),
+except with ``BANK_SHARED`` on: several nodes need one key, so it must be set
+(a :class:`ConfigError` otherwise). Both the web app and the command line call
+:func:`load_settings`.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ DEFAULTS: dict[str, Any] = {
     "SUGGEST_LIMIT": 8,
     # How often (seconds) each worker looks for a bank published by a reload.
     "RELOAD_CHECK_INTERVAL_S": 1.0,
+    # Several nodes: a reload on any node publishes the bank through DATABASE_URL
+    # (PostgreSQL, shared by all nodes) and every node serves it; each node's FAQ
+    # folder is read only by its own reloads. Needs the same SECRET_KEY on every node.
+    "BANK_SHARED": False,
     # python -m bot fit: the highest wrong-answer rate and rate of out-of-remit
     # questions answered the fitted thresholds may give on the 'fit' half.
     "FIT_MAX_WRONG": 0.02,
@@ -169,6 +175,11 @@ def load_settings(
     settings.update(_from_env(os.environ if environ is None else environ, settings))
     settings.update({key.upper(): value for key, value in (overrides or {}).items()})
     if not settings.get("SECRET_KEY"):
+        if settings.get("BANK_SHARED"):
+            raise ConfigError(
+                f"BANK_SHARED is on: set {ENV_PREFIX}SECRET_KEY (or SECRET_KEY in "
+                f"{instance / _CONFIG_FILE}) to the same value on every node"
+            )
         settings["SECRET_KEY"] = _stored_secret_key(instance)
     return settings
 

@@ -5,6 +5,7 @@
      │    ├── BankError     the FAQ bank in faq/ has problems (each names file, line, entry)
      │    └── (WorkbookError in bot.curate.xlsx: cells of an imported workbook)
      ├── IndexArtifactError an index file is missing, unreadable, stale or foreign
+ ├── SharedBankError    the database the nodes share banks through cannot be used
      └── QueryLogError      the query-log store refused an operation
           ├── UnknownQuery  feedback names a query id that was never logged
           └── QueryLogUnavailable  the log's database cannot be reached to answer
@@ -25,6 +26,7 @@ __all__ = [
     "IssuesError",
     "QueryLogError",
     "QueryLogUnavailable",
+    "SharedBankError",
     "UnknownQuery",
     "XiaochengError",
 ]
@@ -72,6 +74,10 @@ class BankError(IssuesError[BankIssue]):
 
 class IndexArtifactError(XiaochengError):
     """An index file cannot be used as it is."""
+
+
+class SharedBankError(XiaochengError):
+    """The database through which the nodes share published banks cannot be read or written."""
 
 
 class QueryLogError(XiaochengError):

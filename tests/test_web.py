@@ -12,6 +12,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from bot import Bot
+from bot.reload import bank_version
 from bot.web import create_app
 
 DATA = Path(__file__).parent / "data"
@@ -486,7 +487,9 @@ def test_healthz(web, shared_app):
     assert body["status"] == "ok"
     assert body["faqs"] == 5
     assert body["database"] == "ok"
-    assert body["index"]["rows"] == shared_app.extensions["xiaocheng"].bot.index.meta["rows"]
+    bot = shared_app.extensions["xiaocheng"].bot
+    assert body["index"]["rows"] == bot.index.meta["rows"]
+    assert body["bank_version"] == bank_version(bot.bank)  # compared across nodes
     assert response.cache_control.no_store
 
 

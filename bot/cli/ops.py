@@ -24,7 +24,7 @@ from ..config import CHINA_TIME, DEFAULTS, instance_path, load_settings
 from ..errors import XiaochengError
 from ..match.engine import Bot
 from ..querylog import QueryLog
-from ..reload import rebuild
+from ..reload import rebuild, shared_banks
 from .output import print_errors
 
 __all__ = ["register"]
@@ -124,7 +124,12 @@ def cmd_reload(args: argparse.Namespace) -> int:
     settings = load_settings(instance_path())
     faq_dir = args.faq or settings["FAQ_DIR"]
     index_path = Path(args.index or settings["INDEX_PATH"])
-    result = rebuild(faq_dir, index_path, cache_dir=settings.get("CACHE_DIR"))
+    shared = shared_banks(settings)
+    try:
+        result = rebuild(faq_dir, index_path, cache_dir=settings.get("CACHE_DIR"), shared=shared)
+    finally:
+        if shared is not None:
+            shared.close()
     if not result.ok:
         print_errors(result.errors)
         print("nothing was reloaded: the service keeps its previous bank", file=sys.stderr)
@@ -141,6 +146,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
         print(f"index: {snapshot} is current, reused")
     interval = float(settings["RELOAD_CHECK_INTERVAL_S"])
     print(f"running workers switch to it on their next request (checked every {interval:g} s)")
+    if result.seq is not None:
+        print(f"published to every node through the shared database (publication {result.seq})")
     return 0
 
 
@@ -199,7 +206,8 @@ def register(sub: Any) -> None:
         "reload",
         help="validate the bank, rebuild the index, tell workers to swap",
         description="Validate the bank, rebuild the index and let the running service "
-        "switch to it without a restart.",
+        "switch to it without a restart. With BANK_SHARED, publish it through the shared "
+        "database too: every node serves it within seconds.",
     )
     p.add_argument(
         "--faq", default=None, metavar="DIR", help="FAQ bank folder (default: the FAQ_DIR setting)"

@@ -35,7 +35,9 @@ jieba's own dictionary already tags county-level names as ``ns``.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
+from typing import Any
 
 import jieba
 import jieba.posseg as pseg
@@ -158,6 +160,26 @@ FRAMES: tuple[str, ...] = (
 _FRAME_RE = re.compile("|".join(sorted(map(re.escape, FRAMES), key=len, reverse=True)))
 
 
+_tags_lock = threading.Lock()
+_tags: dict[Any, dict[str, str]] = {}
+
+
+def _pos_tokenizer(tokenizer: jieba.Tokenizer) -> pseg.POSTokenizer:
+    """jieba's part-of-speech tokenizer over ``tokenizer``, its tag table read once per process.
+
+    Reading the tags of jieba's main dictionary costs a second, in every
+    worker at every reload; each tokenizer gets a copy (user words add tags).
+    """
+    key = tokenizer.dictionary
+    with _tags_lock:
+        if key not in _tags:
+            _tags[key] = pseg.POSTokenizer(tokenizer).word_tag_tab
+    pos = pseg.POSTokenizer.__new__(pseg.POSTokenizer)
+    pos.tokenizer = tokenizer
+    pos.word_tag_tab = dict(_tags[key])
+    return pos
+
+
 class Clerk:
     """Takes place names, addresses, frames and fillers out of a normalised text."""
 
@@ -170,7 +192,7 @@ class Clerk:
         suffixes: bool = True,
         frames: bool = True,
     ) -> None:
-        self._pos = pseg.POSTokenizer(tokenizer)
+        self._pos = _pos_tokenizer(tokenizer)
         self.keep = frozenset(keep)
         self.names, self.suffixes, self.frames = names, suffixes, frames
         self._frames = frozenset(FRAMES)

@@ -96,8 +96,20 @@ class TextPipeline:
         for key in self._homophones:
             sizes = {*self._homophone_sizes.get(key[0], ()), len(key)}
             self._homophone_sizes[key[0]] = tuple(sorted(sizes, reverse=True))
-        # The clerk never takes out a word the bank itself uses.
-        keep = {*domain, *(w for t in bank_texts for w in self.segment(normalize(t)))}
+        # The clerk never takes out a word the bank itself uses. Segmenting every
+        # wording is most of a load: a reload that changed no wording, dictionary or
+        # synonym (an answer, say) reuses what this process found last time.
+        dictionary = Path(dict_path).read_bytes() if dict_path is not None else b""
+        memo = (dictionary, tuple(domain), tuple(sorted(self.synonyms.items())), bank_texts)
+        with _keep_lock:
+            keep = _keep.get(memo)
+        if keep is None:
+            keep = frozenset(
+                {*domain, *(w for t in bank_texts for w in self.segment(normalize(t)))}
+            )
+            with _keep_lock:
+                _keep.clear()  # one bank per process is enough
+                _keep[memo] = keep
         self.clerk = Clerk(self._tk, keep) if clerk else None
 
     def segment(self, text: str) -> list[str]:
@@ -178,6 +190,8 @@ CLERK_MIN_CHARS = 11
 _MAX_HOMOPHONE = 6
 _base_lock = threading.Lock()
 _base: jieba.Tokenizer | None = None
+_keep_lock = threading.Lock()
+_keep: dict[tuple[object, ...], frozenset[str]] = {}
 
 
 def _fresh_tokenizer(cache_dir: str | os.PathLike[str] | None) -> jieba.Tokenizer:

@@ -191,8 +191,10 @@ def upgrade(conn: Connection, t: Tables) -> int:
     return SCHEMA_VERSION
 
 
-def open_engine(url: str, busy_timeout_ms: int) -> sa.Engine:
+def open_engine(url: str, busy_timeout_ms: int, *, pooled: bool = True) -> sa.Engine:
     """An engine for the log at ``url``; on SQLite, a file shared with the writer thread.
+
+    ``pooled=False`` keeps no connection open between uses (a poll once a second).
 
     PostgreSQL connections give up connecting after 5 s (unless the URL says
     ``connect_timeout``). SQLite connections use WAL, wait up to ``busy_timeout_ms``
@@ -204,8 +206,9 @@ def open_engine(url: str, busy_timeout_ms: int) -> sa.Engine:
         # A server that does not answer (not one that refuses) fails a read in
         # seconds, not the system's TCP timeout of minutes.
         sa_url = sa_url.update_query_dict({"connect_timeout": str(_PG_CONNECT_TIMEOUT_S)})
+    pool: dict[str, Any] = {} if pooled else {"poolclass": sa.pool.NullPool}
     if sa_url.get_backend_name() != "sqlite":
-        return sa.create_engine(sa_url, pool_pre_ping=True)
+        return sa.create_engine(sa_url, pool_pre_ping=True, **pool)
     database = sa_url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise QueryLogError(
@@ -213,7 +216,7 @@ def open_engine(url: str, busy_timeout_ms: int) -> sa.Engine:
             f"not {sa_url.render_as_string()!r}"
         )
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(sa_url, connect_args={"timeout": busy_timeout_ms / 1000})
+    engine = sa.create_engine(sa_url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool)
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -34,15 +34,23 @@ created is ignored (that marker predates the bank the app loaded at start).
 A worker only swaps in the version the marker names at that moment, so no
 worker goes back to an older bank.
 
-One job per module: :mod:`.marker` (the version marker, atomic writes),
-:mod:`.snapshot` (build, verify, set aside and prune snapshots),
-:mod:`.publish` (:func:`rebuild`) and :mod:`.watch` (:class:`Watcher`).
+Several nodes (``BANK_SHARED``): :func:`rebuild` also stores the verified
+snapshot in the query log's database (:class:`SharedBanks`), and a
+:class:`Follower` in each worker takes a newer publication into its own
+node's instance folder as a snapshot and marker, checked file by file against
+the manifest, for the watchers to swap in as above (:mod:`.shared`).
+
+One job per module: :mod:`.marker` (the version marker, its lock, atomic
+writes), :mod:`.snapshot` (build, verify, set aside and prune snapshots),
+:mod:`.publish` (:func:`rebuild`), :mod:`.shared` (publications in the shared
+database) and :mod:`.watch` (:class:`Watcher`).
 This package never imports Flask; `bot.web.reload` wires the watcher into
 the web app.
 """
 
 from .marker import Marker, bank_version, marker_path, read_marker
 from .publish import ReloadResult, rebuild
+from .shared import Follower, SharedBanks, published_bot, shared_banks
 from .snapshot import KEEP_SNAPSHOTS, verify_snapshot
 from .snapshot import MANIFEST as MANIFEST
 from .watch import SwapsBots as SwapsBots
@@ -50,12 +58,16 @@ from .watch import Watcher
 
 __all__ = [
     "KEEP_SNAPSHOTS",
+    "Follower",
     "Marker",
     "ReloadResult",
+    "SharedBanks",
     "Watcher",
     "bank_version",
     "marker_path",
+    "published_bot",
     "read_marker",
     "rebuild",
+    "shared_banks",
     "verify_snapshot",
 ]

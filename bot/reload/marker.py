@@ -2,16 +2,22 @@
 
 It names the bank version (:func:`bank_version`), the snapshot folder under
 ``reloads/`` and a fresh generation id, and is replaced atomically
-(:func:`bot.files.atomic_write`, as every other file a reload writes).
+(:func:`bot.files.atomic_write`, as every other file a reload writes). Whoever
+writes a snapshot, the service's index or the marker holds :func:`locked` (a
+lock file beside the index): a rebuild, or a node taking a bank published by
+another node.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +29,7 @@ __all__ = [
     "SNAPSHOTS",
     "Marker",
     "bank_version",
+    "locked",
     "marker_path",
     "read_marker",
     "write_marker",
@@ -80,13 +87,26 @@ def read_marker(index_path: str | os.PathLike[str]) -> Marker | None:
         raise IndexArtifactError(f"{path} is not a reload marker") from None
 
 
-def write_marker(index_path: Path, bank: Bank, version: str, snapshot: Path) -> None:
+@contextlib.contextmanager
+def locked(index_path: Path) -> Iterator[None]:
+    """Hold the reload lock of ``index_path``: two writers of its files run one after the other."""
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(index_path.with_name(index_path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_marker(index_path: Path, version: str, snapshot: Path, *, digest: str, faqs: int) -> None:
+    """Name ``snapshot`` (bank ``version``) as the bank to serve, with a fresh generation."""
     data = {
         "version": version,
         "snapshot": snapshot.name,
         "generation": uuid.uuid4().hex,
-        "digest": bank.digest,
-        "faqs": len(bank.faqs),
+        "digest": digest,
+        "faqs": faqs,
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     atomic_write(marker_path(index_path), json.dumps(data).encode())

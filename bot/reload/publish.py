@@ -3,30 +3,26 @@
 Behind ``POST /admin/reload`` and ``python -m bot reload``. Two rebuilds at
 once run one after the other (a lock file beside the index); a bank with
 errors, or service files that are damaged or cannot be written, give a
-:class:`ReloadResult` listing the errors, and nothing is published.
+:class:`ReloadResult` listing the errors, and nothing is published. With
+``shared=`` (``BANK_SHARED``) the verified snapshot is stored in the shared
+database before this node's marker is written: a database that refuses it
+fails the reload, so no node serves a bank the others cannot get.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bank import load_bank, shown_path
-from ..errors import BankError, IndexArtifactError
+from ..errors import BankError, IndexArtifactError, SharedBankError
 from ..files import atomic_write
 from ..match.engine import Bot
 from ..match.index import Index
-from .marker import (
-    SNAPSHOTS,
-    bank_version,
-    read_marker,
-    write_marker,
-)
+from .marker import SNAPSHOTS, bank_version, locked, read_marker, write_marker
+from .shared import SharedBanks
 from .snapshot import make_snapshot, prune, sha256, verify_snapshot
 
 __all__ = ["ReloadResult", "rebuild"]
@@ -47,6 +43,7 @@ class ReloadResult:
     # True: refused because files of the service (a snapshot, the index) are damaged
     # or cannot be written, not because of the bank.
     damaged: bool = False
+    seq: int | None = None  # its publication in the shared database (None: not shared)
     # The engine built on the way, for the calling process to serve at once.
     bot: Bot | None = field(default=None, repr=False, compare=False)
 
@@ -62,23 +59,12 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-@contextlib.contextmanager
-def _exclusive(index_path: Path) -> Iterator[None]:
-    """Hold the rebuild lock of ``index_path``: two reloads at once run one after the other."""
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(index_path.with_name(index_path.name + ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def rebuild(
     faq_dir: str | os.PathLike[str],
     index_path: str | os.PathLike[str],
     *,
     cache_dir: str | os.PathLike[str] | None = None,
+    shared: SharedBanks | None = None,
 ) -> ReloadResult:
     """Validate the bank in ``faq_dir``, snapshot and index it, and publish its version.
 
@@ -86,6 +72,7 @@ def rebuild(
     message``) and writes nothing, so every worker keeps serving its bank.
     ``index_path`` is the service's index (INDEX_PATH): it is updated too, so
     a restart finds it current. ``cache_dir`` is jieba's (default: beside it).
+    ``shared`` publishes the snapshot to the other nodes too.
     """
     start = time.perf_counter()
     faq_dir, index_path = Path(faq_dir), Path(index_path)
@@ -96,7 +83,7 @@ def rebuild(
     version = bank_version(bank)
     snapshots = index_path.parent / SNAPSHOTS
     try:
-        with _exclusive(index_path):
+        with locked(index_path):
             try:
                 previous = read_marker(index_path)
             except IndexArtifactError:
@@ -106,14 +93,17 @@ def rebuild(
             )
             # Only bytes that match the manifest become the service's index.
             data = verify_snapshot(snapshot)["index.pkl"]
+            seq = None
+            if shared is not None:
+                seq = shared.publish(snapshot, version, digest=bank.digest, faqs=len(bank.faqs))
             if _file_sha256(index_path) != sha256(data):
                 atomic_write(index_path, data)
             rows = int(Index.read_meta(snapshot / "index.pkl").get("rows", 0))
-            write_marker(index_path, bank, version, snapshot)
+            write_marker(index_path, version, snapshot, digest=bank.digest, faqs=len(bank.faqs))
             prune(snapshots, snapshot)
     except BankError as exc:
         return ReloadResult(errors=tuple(str(issue) for issue in exc.issues))
-    except IndexArtifactError as exc:
+    except (IndexArtifactError, SharedBankError) as exc:
         return ReloadResult(errors=(str(exc),), damaged=True)
     except OSError as exc:
         where = shown_path(exc.filename) if exc.filename else shown_path(index_path)
@@ -125,6 +115,7 @@ def rebuild(
         rows=rows,
         built=bot is not None,
         snapshot=snapshot,
+        seq=seq,
         seconds=time.perf_counter() - start,
         bot=bot,
     )

@@ -80,11 +80,14 @@ class Watcher:
         """True while a background load is running."""
         return self._thread is not None and self._thread.is_alive()
 
-    def maybe_reload(self) -> bool:
+    def maybe_reload(self, *, at_once: bool = False) -> bool:
         """Start loading the published bank in the background if this process serves another.
 
-        Returns True when a load was started.
+        Returns True when a load was started. ``at_once`` looks at the marker even if
+        the check interval has not passed (a new bank was just taken into this node).
         """
+        if at_once:
+            self._next_check = 0.0
         if time.monotonic() < self._next_check:
             return False
         if not self._check_lock.acquire(blocking=False):

@@ -30,6 +30,7 @@ from bot.errors import QueryLogUnavailable, UnknownQuery
 from bot.match.engine import clean_text
 from bot.querylog import FEEDBACK_REASONS
 from bot.querylog.masking import mask
+from bot.reload import bank_version
 from bot.web.errors import LOG_UNAVAILABLE, WebError
 from bot.web.openapi import openapi_document
 from bot.web.service import Service, get_service
@@ -331,7 +332,9 @@ def healthz() -> tuple[Response, int]:
     """Report whether this process can answer and log questions.
 
     503 ``degraded`` when the query log cannot be read, or its rows cannot be
-    stored (``reason`` says why); ``backlog`` is the rows waiting in the outboxes.
+    stored (``reason`` says why); ``backlog`` is the rows waiting in the outboxes;
+    ``bank_version`` is the bank this process serves (the same on every node and
+    worker once a reload has reached them).
     """
     service = get_service()
     bot = service.bot
@@ -341,6 +344,7 @@ def healthz() -> tuple[Response, int]:
     payload: dict[str, Any] = {
         "status": "ok" if reason is None else "degraded",
         "faqs": len(bot.bank.faqs),
+        "bank_version": bank_version(bot.bank),
         "index": {key: bot.index.meta.get(key) for key in ("format", "rows", "digest")},
         "database": "ok" if database_ok else "unreachable",
         "backlog": health["backlog"],

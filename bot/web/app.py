@@ -23,6 +23,7 @@ from bot.config import instance_path as resolve_instance_path
 from bot.config import load_settings
 from bot.match.engine import Bot
 from bot.querylog import QueryLog
+from bot.reload import published_bot, shared_banks
 from bot.web import admin, api, errors, headers, reload, service, widget
 from bot.web.service import Service
 
@@ -54,12 +55,20 @@ def create_app(
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
 
-    bot = Bot.load(
-        app.config["FAQ_DIR"],
-        index_path=app.config["INDEX_PATH"],
-        cache_dir=app.config["CACHE_DIR"],
-    )
-    app.logger.info("loaded %d FAQs from %s", len(bot.bank.faqs), app.config["FAQ_DIR"])
+    # Several nodes: the newest bank any of them published, else the FAQ folder.
+    banks = shared_banks(app.config)
+    bot, source = None, app.config["FAQ_DIR"]
+    if banks is not None:
+        bot = published_bot(banks, app.config["INDEX_PATH"], cache_dir=app.config["CACHE_DIR"])
+        banks.close()  # the workers open their own connections
+        source = "the bank the nodes share" if bot is not None else source
+    if bot is None:
+        bot = Bot.load(
+            app.config["FAQ_DIR"],
+            index_path=app.config["INDEX_PATH"],
+            cache_dir=app.config["CACHE_DIR"],
+        )
+    app.logger.info("loaded %d FAQs from %s", len(bot.bank.faqs), source)
     url, grace = app.config["DATABASE_URL"], app.config["QUERYLOG_FEEDBACK_GRACE_S"]
     outbox = app.config["QUERYLOG_OUTBOX_DIR"] or instance / "outbox"
     # Create or migrate the schema now, once, before any worker forks. Each process

@@ -222,17 +222,17 @@ def openapi_document(
         },
         "Health": {
             "type": "object",
-            "required": ["status", "faqs", "index", "database", "backlog"],
+            "required": ["status", "faqs", "bank_version", "index", "database", "backlog"],
             "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]},
                 "faqs": {"type": "integer", "minimum": 0},
+                "bank_version": {"type": "string", "description": "Compare it across nodes."},
                 "index": {"type": "object"},
                 "database": {"type": "string", "enum": ["ok", "unreachable"]},
                 "backlog": {
                     "type": "integer",
                     "minimum": 0,
-                    "description": "Rows waiting "
-                    "in the outboxes to be written to the query log's database.",
+                    "description": "Rows waiting in the outboxes to reach the query log.",
                 },
                 "reason": {"type": "string", "description": "Why the status is degraded."},
             },
