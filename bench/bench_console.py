@@ -15,8 +15,9 @@ score), 10 % clarifies (60 % followed by the visitor's choice, a question with
 bench/common.py), 3 % of the visits internal (monitoring probes, when the
 schema has the ``internal`` column), feedback on 5 % of the replies. Rows go
 in by bulk insert (sqlite3 ``executemany``; PostgreSQL ``COPY``) into a fresh
-log made by :class:`bot.querylog.QueryLog` (every migration applied): a
-temporary SQLite file, or a PostgreSQL database the bench creates and drops.
+log made by :class:`bot.querylog.QueryLog` (every migration applied), its
+secondary indexes dropped for the load and built again after it: a temporary
+SQLite file, or a PostgreSQL database the bench creates and drops.
 
 Timing: a logged-in Flask test client on the real app (the shipped bank, the
 seeded log) gets every ``GET`` route under ``/admin`` (listed from the app's
@@ -56,6 +57,7 @@ from common import ROOT, machine, synthetic_queries, table  # puts the root on s
 
 from bot.bank import load_bank
 from bot.querylog import QueryLog
+from bot.querylog.schema import make_tables
 
 PG_ADMIN_URL = os.environ.get("XIAOCHENG_TEST_PG_URL", "postgresql+psycopg://@127.0.0.1:5432/test")
 PASSWORD = "bench-console-password"
@@ -85,26 +87,29 @@ def traffic(rows: int, *, internal: bool, seed: int = 12) -> Iterator[tuple[str,
     now = datetime.now(UTC).replace(tzinfo=None)
     start = now - timedelta(days=366)
     span = (now - start).total_seconds()
-    # Visit times: uniform over the year, kept by day more than by night.
-    visits: list[float] = []
-    while len(visits) * 1.9 < rows:
-        t = rng.random() * span
-        hour = ((t / 3600) + 8) % 24  # China time
-        if 8 <= hour < 22 or rng.random() < 0.25:
-            visits.append(t)
-    visits.sort()
-    next_id = secrets.randbits(40) + 1
-    made = 0
-    for t in visits:
-        if made >= rows:
-            return
-        session = f"{rng.getrandbits(128):032x}"
+    # Visits of 1 to 4 questions (a probe asks one), exactly ``rows`` questions in all,
+    # at times uniform over the year, kept by day more than by night (China time).
+    sizes: list[tuple[int, bool]] = []
+    total = 0
+    while total < rows:
         probe = internal and rng.random() < 0.03
+        size = min(1 if probe else rng.choice((1, 1, 2, 2, 3, 4)), rows - total)
+        sizes.append((size, probe))
+        total += size
+    epoch = start.replace(tzinfo=UTC).timestamp()
+    times: list[float] = []
+    while len(times) < len(sizes):
+        t = rng.random() * span
+        hour = ((epoch + t) / 3600 + 8) % 24
+        if 8 <= hour < 22 or rng.random() < 0.25:
+            times.append(t)
+    times.sort()
+    next_id = secrets.randbits(40) + 1
+    for t, (size, probe) in zip(times, sizes, strict=True):
+        session = f"{rng.getrandbits(128):032x}"
         at = start + timedelta(seconds=t)
         previous: dict[str, Any] | None = None
-        for _ in range(1 if probe else rng.choice((1, 1, 2, 2, 3, 4))):
-            if made >= rows:
-                return
+        for _ in range(size):
             row: dict[str, Any] = {
                 "id": next_id, "created_at": at, "session": session,
                 "latency_ms": round(rng.uniform(2, 20), 2), "from_query_id": None,
@@ -142,7 +147,6 @@ def traffic(rows: int, *, internal: bool, seed: int = 12) -> Iterator[tuple[str,
             if internal:
                 row["internal"] = probe
             yield "queries", row
-            made += 1
             if rng.random() < 0.05 and not probe:
                 helpful = rng.random() < 0.75
                 reason = "none_of_these" if row["reply_type"] == "clarify" and not helpful else None
@@ -164,6 +168,26 @@ def _has_internal(url: str, schema: str | None = None) -> bool:
     return any(c["name"] == "internal" for c in columns)
 
 
+def _without_indexes(url: str) -> Callable[[], None]:
+    """Drop the log's secondary indexes for a bulk load; return what builds them again."""
+    t = make_tables(None, 500)
+    indexes = [*t.queries.indexes, *t.feedback.indexes]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for index in indexes:
+            index.drop(conn)
+    engine.dispose()
+
+    def rebuild() -> None:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            for index in indexes:
+                index.create(conn)
+        engine.dispose()
+
+    return rebuild
+
+
 def _sqlite_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's DateTime on SQLite
 
@@ -171,6 +195,7 @@ def _sqlite_time(moment: datetime) -> str:
 def seed_sqlite(path: Path, rows: int) -> dict[str, int]:
     QueryLog(f"sqlite:///{path}", background=False).close()  # every migration
     internal = _has_internal(f"sqlite:///{path}")
+    rebuild = _without_indexes(f"sqlite:///{path}")
     qcols = _COLUMNS + (("internal",) if internal else ())
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous=OFF")
@@ -196,12 +221,14 @@ def seed_sqlite(path: Path, rows: int) -> dict[str, int]:
             write()
     write()
     conn.close()
+    rebuild()
     return counts
 
 
 def seed_postgres(url: str, rows: int) -> dict[str, int]:
     QueryLog(url, background=False).close()
     internal = _has_internal(url)
+    rebuild = _without_indexes(url)
     qcols = _COLUMNS + (("internal",) if internal else ())
     engine = sa.create_engine(url)
     counts = {"queries": 0, "feedback": 0}
@@ -220,6 +247,7 @@ def seed_postgres(url: str, rows: int) -> dict[str, int]:
                 for f in feedback:
                     copy.write_row(f)
         raw.commit()
+        rebuild()
         raw.autocommit = True
         with raw.cursor() as cur:
             cur.execute("VACUUM ANALYZE queries")  # what autovacuum does soon after a load

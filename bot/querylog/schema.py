@@ -100,9 +100,10 @@ def make_tables(schema: str | None, max_chars: int) -> Tables:
         sa.Column("internal", sa.Boolean, nullable=False, server_default=sa.false()),
         # The console's reads at a year of traffic: visitors' rows of a period, counted
         # from the index alone (charts, top FAQs, spikes), and listed in (time, id)
-        # order, the keyset of the question list and the CSV export.
+        # order, the keyset of the question list and the CSV export; one session's.
         sa.Index("ix_queries_traffic", "internal", "created_at", "id", "reply_type", "faq_id"),
         sa.Index("ix_queries_created_id", "created_at", "id"),
+        sa.Index("ix_queries_session", "session", "created_at", "id"),
     )  # fmt: skip
     feedback = sa.Table(
         "feedback", metadata,
@@ -164,6 +165,9 @@ def _create_curation(conn: Connection, t: Tables) -> None:
     t.metadata.create_all(conn, tables=[t.curation])
 
 
+_YEAR_INDEXES = ("ix_queries_traffic", "ix_queries_created_id", "ix_queries_session")
+
+
 def _add_internal_and_indexes(conn: Connection, t: Tables) -> None:
     # As in step 2: a database created by step 1 of this code has all of it already.
     q = t.queries
@@ -173,7 +177,7 @@ def _add_internal_and_indexes(conn: Connection, t: Tables) -> None:
         column = CreateColumn(q.c.internal).compile(dialect=conn.dialect)
         conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column}"))
     for index in q.indexes:
-        if index.name in ("ix_queries_traffic", "ix_queries_created_id"):
+        if index.name in _YEAR_INDEXES:
             index.create(conn, checkfirst=True)
 
 
