@@ -571,6 +571,14 @@ def test_internal_traffic_is_left_out_of_every_read(store: QueryLog) -> None:
     assert store.count(internal=None) == 7
     assert {r["question"] for r in store.queries(internal=True)} == {"探测", "探测2", "探测3"}
     assert [r["internal"] for r in store.queries(internal=None)] == [True] * 4 + [False] * 3
+    # One session's conversation, read by its own index, leaves the probe out too.
+    _log(store, "会话里的访客", session="s-1", created_at=_day(2, 9))
+    _log(store, "会话里的探测", session="s-1", created_at=_day(2, 9), internal=True)
+    store.flush()
+    [session] = {r["session"] for r in store.queries() if r["session"]}
+    assert [r["question"] for r in store.queries(session=session)] == ["会话里的访客"]
+    assert store.count(session=session, internal=True) == 1
+    assert store.count(session=session, internal=None) == 2
 
 
 def test_unanswered_takes_fallback_clarify_low_scores_and_unhelpful(filled: QueryLog) -> None:

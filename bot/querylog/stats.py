@@ -199,7 +199,14 @@ class LogReader:
         internal: bool | None,
     ) -> list[sa.ColumnElement[bool]]:
         q = self._t.queries
-        where = self._period(since, until, internal)
+        # One session's rows are found by ix_queries_session; its internal flag is then
+        # tested through a function (a no-op: the column is NOT NULL), which no index
+        # serves, so SQLite, without statistics, does not take ix_queries_traffic for
+        # it and read a year's rows to find a few.
+        where = self._period(since, until, None if session else internal)
+        if session and internal is not None:
+            flag = sa.func.coalesce(q.c.internal, sa.false())
+            where.append(flag == (sa.true() if internal else sa.false()))
         if types is not None:
             where.append(q.c.reply_type.in_(list(types)))
         if text:
