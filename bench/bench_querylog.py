@@ -15,11 +15,22 @@ database at 127.0.0.1:5432/test) it runs three scenarios:
   the cost that the queue keeps away from the visitor.
 
 Every scenario checks that exactly the rows sent are in the table.
+
+``--ask`` measures instead what the web service's durable log costs per ask, in
+one process: a store with an outbox (as each gunicorn worker has) and one with
+the in-memory queue, both on SQLite files, take turns in blocks of
+``--block-rows`` asks, ``--pause-ms`` apart (so that rows ship in batches as
+under load); each block is flushed. Printed: the median time in ``log_query``
+and the median CPU of the process per row (shipping included), each side, and
+outbox / queue. To compare code, copy the script into another checkout's
+``bench/`` and run it there (it imports the checkout it sits in).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -142,6 +153,62 @@ def _backends(use_postgres: bool) -> list[tuple[str, Callable[..., QueryLog], Ca
     return backends
 
 
+def _ask_blocks(
+    stores: dict[str, QueryLog], blocks: int, rows: int, pause_s: float
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per store: each call's time in log_query, and CPU per row of each block."""
+    results: dict[str, tuple[list[float], list[float]]] = {k: ([], []) for k in stores}
+    sent = 0
+    for _ in range(blocks):
+        for name, store in stores.items():
+            latencies, cpu = results[name]
+            start_cpu = time.process_time()
+            for i in range(sent, sent + rows):
+                start = time.perf_counter()
+                _log_one(store, i)
+                latencies.append(time.perf_counter() - start)
+                time.sleep(pause_s)
+            if not store.flush(timeout=60):
+                raise SystemExit(f"{name}: rows not shipped within 60 s")
+            cpu.append((time.process_time() - start_cpu) / rows)
+        sent += rows
+    return results
+
+
+def ask_cost(blocks: int, rows: int, pause_s: float) -> None:
+    """Print the per-ask cost of the outbox against the in-memory queue."""
+    import bot.querylog
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-querylog-ask-"))
+    stores = {
+        "outbox": QueryLog(f"sqlite:///{folder / 'outbox.db'}", outbox=folder / "outbox"),
+        "queue": QueryLog(f"sqlite:///{folder / 'queue.db'}"),
+    }
+    try:
+        _log_one(stores["outbox"], 0)  # open the outbox, start the threads
+        _log_one(stores["queue"], 0)
+        results = _ask_blocks(stores, blocks, rows, pause_s)
+        for name, store in stores.items():
+            if store.count() != blocks * rows + 1:
+                raise SystemExit(f"{name}: sent {blocks * rows + 1} rows, found {store.count()}")
+    finally:
+        for store in stores.values():
+            store.close()
+        shutil.rmtree(folder)
+    print(f"code: {Path(bot.querylog.__file__).parent}; load average {os.getloadavg()[0]:.2f}")
+    print(f"{blocks} blocks of {rows} asks each side, {pause_s * 1000:g} ms apart, in turns")
+    print(f"{'':<8}{'median µs in log_query':>24}{'CPU µs per row':>16}")
+    medians = {}
+    for name, (latencies, cpu) in results.items():
+        medians[name] = (statistics.median(latencies) * 1e6, statistics.median(cpu) * 1e6)
+        print(f"{name:<8}{medians[name][0]:>24.1f}{medians[name][1]:>16.1f}")
+    (out_lat, out_cpu), (q_lat, q_cpu) = medians["outbox"], medians["queue"]
+    print(
+        f"outbox / queue: {out_lat / q_lat:.2f} in log_query, {out_cpu / q_cpu:.2f} CPU; "
+        f"outbox - queue: {out_lat - q_lat:+.1f} µs, {out_cpu - q_cpu:+.1f} µs CPU per ask"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="rows in the sustained run")
@@ -149,7 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sync-rows", type=int, default=1_000, help="rows in the sync run")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--ask", action="store_true", help="the outbox's cost per ask instead")
+    parser.add_argument("--blocks", type=int, default=20, help="--ask: blocks each side")
+    parser.add_argument("--block-rows", type=int, default=200, help="--ask: asks per block")
+    parser.add_argument("--pause-ms", type=float, default=1.0, help="--ask: pause between asks")
     args = parser.parse_args(argv)
+    if args.ask:
+        ask_cost(args.blocks, args.block_rows, args.pause_ms / 1000)
+        return
 
     header = (
         f"{'backend':<11}{'scenario':<11}{'rows':>7}{'thr':>4}"

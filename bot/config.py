@@ -82,6 +82,10 @@ DEFAULTS: dict[str, Any] = {
     # questions answered the fitted thresholds may give on the 'fit' half.
     "FIT_MAX_WRONG": 0.02,
     "FIT_MAX_OUT_ANSWERED": 0.03,
+    # The same caps for real citizen messages (a folder or .tsv of message labels):
+    # their targets allow more wrong answers than bank-style questions do.
+    "FIT_MAX_WRONG_MESSAGES": 0.04,
+    "FIT_MAX_OUT_ANSWERED_MESSAGES": 0.03,
     "HOT_LIMIT": 6,
     # Seconds browsers may cache the widget's static files and the read-only API.
     "STATIC_MAX_AGE": 300,
@@ -130,6 +134,8 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_PAGE_SIZE": 50,
     "ADMIN_CLUSTERS_SHOWN": 50,
     "ADMIN_MAX_DAYS": 366,
+    # Largest body of the FAQ editor's forms and of an uploaded workbook (bytes).
+    "ADMIN_MAX_FORM_BYTES": 2_000_000,
     # Send the console's session cookie over HTTPS only (set true behind TLS).
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_SAMESITE": "Lax",

@@ -50,6 +50,11 @@ CONSOLE_ENDPOINTS = {
     "admin.accept",
     "admin.reject",
     "admin.history",
+    "admin.faqs",
+    "admin.faq_new",
+    "admin.faq_edit",
+    "admin.faq_export",
+    "admin.faq_import",
     "admin.asset",
 }
 PUBLIC_ENDPOINTS = {"admin.login", "admin.asset"}
@@ -398,6 +403,7 @@ def test_every_admin_url_refuses_an_anonymous_client(app):
     for rule, endpoint, methods in rules:
         if endpoint in PUBLIC_ENDPOINTS:
             continue
+        rule = rule.replace("<faq_id>", "vendor-report")  # an entry that exists
         assert "<" not in rule, f"{rule}: a rule with arguments needs its own case here"
         for method in sorted(methods | {"POST"}):
             response = client.open(rule, method=method)
@@ -410,7 +416,7 @@ def test_every_admin_url_refuses_an_anonymous_client(app):
             assert "今天天气" not in response.text
             checked += 1
         assert client.head(rule).status_code == 302
-    assert checked >= 14  # 6 pages and exports x (GET, POST), logout and reload
+    assert checked >= 24  # 11 pages and exports x (GET, POST), logout and reload
     # Paths nobody registered are not revealed either.
     for path in ["/admin", "/admin/nope", "/admin/export/other.csv"]:
         response = client.get(path)
@@ -790,7 +796,10 @@ def test_queries_are_listed_newest_first_with_paging_and_filters(make_app):
     )
     answered = client.get("/admin/queries?type=answer&page=2").text
     assert questions(answered) == ["小摊贩占道", "违建"]
-    assert f'<span class="faq-id">vendor-report</span> {VENDOR_Q}' in answered
+    assert (
+        f'<a class="faq-id" href="/admin/faq/vendor-report">vendor-report</a> {VENDOR_Q}'
+        in answered
+    )
 
     empty = client.get(f"/admin/queries?to={day - timedelta(days=1)}").text
     assert "没有符合条件的咨询记录。" in empty
@@ -934,7 +943,8 @@ def test_bank_page_lists_the_entries_due_for_review(make_app, faq_dir, tmp_path)
     assert "超过 100000 天未复核" in page
     # building-report was reviewed on 2026-11-01; building-demolish never was.
     assert (
-        "<code>building-demolish</code></td><td>违法建筑会被强制拆除吗？</td><td>从未复核" in page
+        "<code>building-demolish</code></a></td><td>违法建筑会被强制拆除吗？</td><td>从未复核"
+        in page
     )
     assert "<code>building-report</code>" not in page
 

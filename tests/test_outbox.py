@@ -136,3 +136,21 @@ def test_health_is_ok_once_the_database_takes_the_backlog(
     assert store.flush(timeout=10)
     assert store.health() == {"problem": None, "backlog": 0}
     assert store.count() == 30
+
+
+def test_a_journal_moved_before_its_owner_died_is_taken_over_once(folder: Path) -> None:
+    own = outboxes.create(folder)
+    row = {"id": 7, "query_id": 1, "created_at": datetime.now(UTC), "helpful": True}
+    for i in range(3):
+        own.add("feedback", {**row, "id": 7 + i})
+    journal = own.path.with_suffix(".jsonl")
+    text, mark = journal.read_bytes(), own.path.with_suffix(".pos").read_bytes()
+    own.spill()  # moved into the file; the owner dies before its journal is marked:
+    journal.write_bytes(text + b"feedback\t{")  # and with a last line cut short
+    own.path.with_suffix(".pos").write_bytes(mark)
+    own.close()
+    (orphan,) = outboxes.claim_orphans(folder)
+    assert [data["id"] for _, (_, data) in orphan.batch(10)] == [7, 8, 9]
+    assert orphan.count() == 3
+    assert outboxes.folder_status(folder).backlog == 3
+    orphan.close()

@@ -21,14 +21,8 @@ from ..config import instance_path, load_settings
 from ..errors import IndexArtifactError, XiaochengError
 from ..match.engine import Bot, build_index, pipeline_for
 from ..match.index import Index
-from ..quality.evaluate import (
-    Labelled,
-    evaluate,
-    fit_thresholds,
-    load_labelled,
-    self_retrieval,
-    split_of,
-)
+from ..quality.evaluate import Labelled, evaluate, load_labelled, self_retrieval
+from ..quality.fit import FitSet, fit_thresholds
 from ..quality.lint import lint
 from ..quality.messages import DEFAULT_MESSAGES, load_messages
 from ..reload import read_marker
@@ -163,9 +157,13 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_messages(path: str) -> bool:
+    return Path(path).is_dir() or path.endswith(".tsv")
+
+
 def _labelled(path: str, messages: str | None, known_ids: set[str]) -> list[Labelled]:
     """A YAML list of questions, or real-message labels (a .tsv file or a folder of them)."""
-    if Path(path).is_dir() or path.endswith(".tsv"):
+    if _is_messages(path):
         return load_messages(path, messages or DEFAULT_MESSAGES, known_ids=known_ids)
     return load_labelled(path, known_ids=known_ids)
 
@@ -189,27 +187,27 @@ def cmd_fit(args: argparse.Namespace) -> int:
     faq_dir = _faq_dir(args, settings)
     index_path = settings["INDEX_PATH"]
     bot = Bot.load(faq_dir, index_path=index_path, cache_dir=settings["CACHE_DIR"])
-    items = load_labelled(args.file, known_ids=set(bot.bank.by_id))
-    fit_items = [i for i in items if split_of(i.q) == "fit"]
-    values = fit_thresholds(
-        bot,
-        fit_items,
-        max_wrong=settings["FIT_MAX_WRONG"] if args.max_wrong is None else args.max_wrong,
-        max_out_answered=settings["FIT_MAX_OUT_ANSWERED"]
-        if args.max_out_answered is None
-        else args.max_out_answered,
-    )
+    sets = [_labelled(f, args.messages, set(bot.bank.by_id)) for f in args.file]
+    fit_sets = []
+    for name, items in zip(args.file, sets, strict=True):
+        kind = "_MESSAGES" if _is_messages(name) else ""
+        wrong = args.max_wrong if args.max_wrong is not None else settings["FIT_MAX_WRONG" + kind]
+        out = args.max_out_answered
+        out = out if out is not None else settings["FIT_MAX_OUT_ANSWERED" + kind]
+        fit_sets.append(FitSet([i for i in items if i.half == "fit"], wrong, out))
+    values = fit_thresholds(bot, fit_sets)
     out = Path(faq_dir) / "thresholds.yaml"
     header = (
-        "# Written by `python -m bot fit` from the 'fit' half of the labelled questions;\n"
-        "# do not edit by hand. Re-run it after changing the bank.\n"
+        "# Written by `python -m bot fit` from the 'fit' halves of the development sets\n"
+        f"# ({', '.join(args.file)}); do not edit by hand. Re-run it after changing the bank.\n"
     )
     out.write_text(header + yaml.safe_dump(values, sort_keys=True), encoding="utf-8")
     print(f"wrote {shown_path(out)}: {values}")
     bot = Bot.load(faq_dir, index_path=index_path, cache_dir=settings["CACHE_DIR"])
-    test_items = [i for i in items if split_of(i.q) == "test"]
-    print(f"held-out half ({len(test_items)} questions):")
-    print(evaluate(bot, test_items).render())
+    for name, items in zip(args.file, sets, strict=True):
+        test_items = [i for i in items if i.half == "test"]
+        print(f"held-out half of {name} ({len(test_items)} questions):")
+        print(evaluate(bot, test_items).render())
     return 0
 
 
@@ -307,20 +305,35 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "fit", help="fit calibration and thresholds on the 'fit' half; write faq/thresholds.yaml"
     )
-    p.add_argument("file", help="labelled questions")
+    p.add_argument(
+        "file",
+        nargs="+",
+        help="development sets, fitted together and reported one by one: labelled questions "
+        "(YAML) or real-message labels (a .tsv or a folder), e.g. "
+        "tests/data/dev_questions.yaml tests/data/gov_labels",
+    )
+    p.add_argument(
+        "--messages",
+        default=None,
+        metavar="TSV",
+        help="the message titles real-message labels are keyed on "
+        "(default: ../shared/eval-data/gov_messages/messages.tsv)",
+    )
     _faq_option(p)
     p.add_argument(
         "--max-wrong",
         type=float,
         default=None,
-        help="allowed wrong-answer rate (default: the FIT_MAX_WRONG setting)",
+        help="allowed wrong-answer rate of every set (default: the FIT_MAX_WRONG setting, "
+        "FIT_MAX_WRONG_MESSAGES for real-message labels)",
     )
     p.add_argument(
         "--max-out-answered",
         type=float,
         default=None,
         help="allowed rate of out-of-remit questions answered "
-        "(default: the FIT_MAX_OUT_ANSWERED setting)",
+        "of every set (default: the FIT_MAX_OUT_ANSWERED setting, "
+        "FIT_MAX_OUT_ANSWERED_MESSAGES for real-message labels)",
     )
     p.set_defaults(func=cmd_fit)
 

@@ -25,7 +25,7 @@ from .matcher import Candidate, Decision, Matcher, MatcherConfig
 from .remit import REMIT_FILE, Remit
 from .text import MAX_CHARS, Prepared, TextPipeline
 
-__all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR", "clean_text"]
+__all__ = ["Bot", "Reply", "DEFAULT_FAQ_DIR", "clean_text", "faq_card"]
 
 _LINE_BREAKS = re.compile("[\t\n\r]+")
 
@@ -295,14 +295,7 @@ class Bot:
     # --- helpers -------------------------------------------------------------
 
     def _render(self, faq: Faq) -> dict[str, Any]:
-        return {
-            "id": faq.id,
-            "question": faq.question,
-            "category": faq.category,
-            "answer": render(faq.answer, self.site).strip(),
-            "basis": list(faq.basis),
-            "links": [{"title": ln.title, "url": render(ln.url, self.site)} for ln in faq.links],
-        }
+        return faq_card(faq, self.site)
 
     def _brief(self, pos: int) -> dict[str, str]:
         faq = self.bank.faqs[pos]
@@ -310,6 +303,21 @@ class Bot:
 
     def _candidates(self, cands: list[Candidate], n: int = 5) -> list[dict[str, Any]]:
         return [{**self._brief(c.pos), "score": round(c.raw, 4)} for c in cands[:n]]
+
+
+def faq_card(faq: Faq, site: dict[str, str]) -> dict[str, Any]:
+    """The ``faq`` object of an answer: the entry with the placeholders of ``site`` filled in.
+
+    The console's editor previews an edited entry with it, before it is saved.
+    """
+    return {
+        "id": faq.id,
+        "question": faq.question,
+        "category": faq.category,
+        "answer": render(faq.answer, site).strip(),
+        "basis": list(faq.basis),
+        "links": [{"title": ln.title, "url": render(ln.url, site)} for ln in faq.links],
+    }
 
 
 def _clean(q: str) -> str:

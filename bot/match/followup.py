@@ -15,7 +15,7 @@ caller passes the previous answer's FAQ; :meth:`FollowUp.resolve` then
    FAQ's curated ``related`` entries (and, less, the FAQ itself) a little,
    and decides with the Bot's own matcher, so the thresholds and the reply
    types are the ones every question gets. A turn that clearly refers back
-   (marked, or no answer alone) whose best match among the previous FAQ's
+   (marked, thin, or no answer alone) whose best match among the previous FAQ's
    curated ``related`` entries (its follow-up prompts) stands out is
    answered with that entry (``_prompt``);
 3. otherwise keeps the contextual decision only if it improves on the alone reply (an
@@ -115,7 +115,8 @@ class FollowUp:
         ctx = self.contextual(p, prev)
         in_ctx = self.matcher.rank(ctx)
         blended = self._blend(cands, in_ctx)
-        if not outside and (is_marked(p.text) or decision.type != "answer"):
+        thin = len(self.topic_words(p.words)) <= self.config.thin_words
+        if not outside and (is_marked(p.text) or decision.type != "answer" or thin):
             prompt = self._prompt(blended, prev)
             if prompt is not None and decision.type == "answer" and alone_best is not None:
                 # The previous topic must change the reading: in the contextual search
@@ -160,6 +161,7 @@ class FollowUp:
             text=f"{head.text}{sep}{p.text}",
             words=head.words + p.words,
             pinyin=head.pinyin + p.pinyin,
+            message=p.message,
         )
 
     # --- helpers -------------------------------------------------------------

@@ -36,11 +36,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from ..errors import IndexArtifactError
 from ..files import atomic_write
 from .text import Prepared
+from .topics import TopicModel
 
 __all__ = ["Index", "IndexSettings", "features", "MAGIC", "FORMAT"]
 
 MAGIC = b"XIAOCHENG-INDEX\n"
-FORMAT = 1
+FORMAT = 2  # 2: the topic model (bot/match/topics.py) is part of the index
 _LIBS = ("scikit-learn", "scipy", "numpy", "jieba", "pypinyin", "opencc-python-reimplemented")
 
 
@@ -99,6 +100,7 @@ class Index:
         row_text: list[str],
         row_pinyin: list[str],
         meta: dict[str, Any],
+        topics: TopicModel | None = None,
         features: Features = features,
     ) -> None:
         self.blocks = blocks
@@ -108,6 +110,7 @@ class Index:
         self.row_text = row_text
         self.row_pinyin = row_pinyin
         self.meta = meta
+        self.topics = topics  # None for a bank it cannot learn from (see topics.py)
         self._starts: list[int] | None = None
 
     @property
@@ -164,13 +167,15 @@ class Index:
             "settings": settings.__dict__,
             "rows": len(rows),
         }
+        row_faq = np.array([pos for pos, _ in rows], dtype=np.int32)
         return cls(
             blocks=blocks,
             postings=stacked.T.tocsr(),
-            row_faq=np.array([pos for pos, _ in rows], dtype=np.int32),
+            row_faq=row_faq,
             row_text=[p.text for _, p in rows],
             row_pinyin=[p.pinyin_text for _, p in rows],
             meta=meta,
+            topics=TopicModel.train(stacked, row_faq),
             features=features,
         )
 
@@ -195,7 +200,13 @@ class Index:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         return np.concatenate(cols), np.concatenate(vals)
 
-    def scores(self, p: Prepared, *, max_postings: int | None = None) -> np.ndarray:
+    def scores(
+        self,
+        p: Prepared,
+        *,
+        max_postings: int | None = None,
+        vector: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Similarity of the query to every row (weighted sum of cosines, 0..1).
 
         Features found in more than ``max_postings`` rows are skipped when the
@@ -203,7 +214,7 @@ class Index:
         characters, whose low IDF adds little to any row but whose posting
         lists would cost most of the time.
         """
-        cols, vals = self.vector(p)
+        cols, vals = vector if vector is not None else self.vector(p)
         if not len(cols):
             return np.zeros(self.n_rows)
         ptr = self.postings.indptr
@@ -228,13 +239,14 @@ class Index:
         rows: int = 64,
         vote_rows: int = 10,
         max_postings: int | None = None,
+        vector: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> list[tuple[int, float, list[int], float]]:
         """The best ``k`` FAQs as (FAQ position, best row score, rows by score, votes).
 
         ``votes`` is the FAQ's share of the best ``vote_rows`` matching rows:
         a question close to several wordings of one FAQ gives it many votes.
         """
-        s = self.scores(p, max_postings=max_postings)
+        s = self.scores(p, max_postings=max_postings, vector=vector)
         n = min(rows, self.n_rows)
         top = np.argpartition(-s, n - 1)[:n] if n < self.n_rows else np.arange(self.n_rows)
         top = top[np.argsort(-s[top], kind="stable")]
@@ -264,6 +276,7 @@ class Index:
             "row_faq": self.row_faq,
             "row_text": self.row_text,
             "row_pinyin": self.row_pinyin,
+            "topics": self.topics,
         }
 
         def write(fh: BinaryIO) -> None:

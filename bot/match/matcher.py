@@ -18,9 +18,11 @@ to one FAQ's many wordings from one that grazes a single alternate.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
 from rapidfuzz import fuzz
 from rapidfuzz.process import cdist
 
@@ -37,6 +39,8 @@ class MatcherConfig:
     retrieval_weight: float = 0.40
     fuzz_weight: float = 0.40
     pinyin_weight: float = 0.20
+    # The topic model's score (bot/match/topics.py) added to the raw mix, when the index has one.
+    topic_weight: float = 0.0
     k: int = 10
     # Query features in more rows than this are skipped (large banks only; see Index.scores).
     max_postings: int = 1000
@@ -48,8 +52,13 @@ class MatcherConfig:
     unknown_coef: float = 0.0
     votes_coef: float = 0.0
     coverage_margin_coef: float = 0.0
+    topic_coef: float = 0.0
+    topic_margin_coef: float = 0.0
     answer: float = 0.5  # calibrated score from which the best FAQ is answered
     clarify: float = 0.15  # calibrated score from which close FAQs are offered
+    # The same for a message (Prepared.message: a complaint the clerk read, not a short
+    # question), whose evidence is weaker; below 0: as ``clarify``.
+    clarify_message: float = -1.0
     clarify_window: float = 0.12  # raw distance from the best within which FAQs are offered
     max_choices: int = 3
     outside_override: float = 0.9  # raw score that wins over an out-of-remit keyword
@@ -75,6 +84,8 @@ class Candidate:
     fuzz: float
     pinyin: float
     votes: float = 0.0  # share of the best-matching rows that are this FAQ's wordings
+    topic: float = 0.0  # the topic model's score of this FAQ (0 without a model)
+    topic_margin: float = 0.0  # that score minus the best score of any other FAQ
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,8 @@ class Evidence:
     unknown: float  # share of the question's content words no bank question uses (nor a part)
     votes: float  # the best FAQ's share of the best-matching rows
     coverage_margin: float  # coverage of the best FAQ minus that of the second
+    topic: float = 0.0  # the topic model's score of the best FAQ
+    topic_margin: float = 0.0  # ... minus the best topic score of any other FAQ
 
     def vector(self) -> list[float]:
         return [
@@ -96,6 +109,8 @@ class Evidence:
             self.unknown,
             self.votes,
             self.coverage_margin,
+            self.topic,
+            self.topic_margin,
         ]
 
 
@@ -121,9 +136,11 @@ class Matcher:
 
     def rank(self, p: Prepared) -> list[Candidate]:
         c = self.config
-        found = self.index.top_faqs(p, k=c.k, max_postings=c.max_postings)
+        vector = self.index.vector(p)
+        found = self.index.top_faqs(p, k=c.k, max_postings=c.max_postings, vector=vector)
         if not found:
             return []
+        topic = self._topic_scores(vector)
         row_text, row_py = self.index.row_text, self.index.row_pinyin
         rows = [r for _, _, found_rows, _ in found for r in found_rows]
         # Two C calls for every row of every candidate rather than two per row.
@@ -135,9 +152,26 @@ class Matcher:
             fz, pz = max(fuzzes[start:end]) / 100.0, max(pinyins[start:end]) / 100.0
             start = end
             raw = c.retrieval_weight * retrieval + c.fuzz_weight * fz + c.pinyin_weight * pz
-            out.append(Candidate(pos, raw, retrieval, fz, pz, votes))
+            ts, tm = topic(pos)
+            raw += c.topic_weight * ts
+            out.append(Candidate(pos, raw, retrieval, fz, pz, votes, ts, tm))
         out.sort(key=lambda x: -x.raw)
         return out
+
+    def _topic_scores(self, vector: tuple[Any, Any]) -> Callable[[int], tuple[float, float]]:
+        """An FAQ's topic score and its margin over the best other FAQ (zeros without a model)."""
+        model = self.index.topics
+        if model is None:
+            return lambda pos: (0.0, 0.0)
+        s = model.scores(*vector)
+        first = int(s.argmax())
+        top, runner_up = float(s[first]), float(max(np.delete(s, first), default=s[first]))
+
+        def of(pos: int) -> tuple[float, float]:
+            own = float(s[pos])
+            return own, own - (runner_up if pos == first else top)
+
+        return of
 
     def evidence(self, p: Prepared, cands: list[Candidate]) -> Evidence:
         if not cands:
@@ -152,6 +186,8 @@ class Matcher:
             unknown=self._unknown(p),
             votes=best.votes,
             coverage_margin=coverage - (self._coverage(p, second.pos) if second else 0.0),
+            topic=best.topic,
+            topic_margin=best.topic_margin,
         )
 
     def _coverage(self, p: Prepared, pos: int) -> float:
@@ -189,6 +225,8 @@ class Matcher:
             c.unknown_coef,
             c.votes_coef,
             c.coverage_margin_coef,
+            c.topic_coef,
+            c.topic_margin_coef,
         )
         return _sigmoid(c.bias + sum(k * v for k, v in zip(coefs, ev.vector(), strict=True)))
 
@@ -203,7 +241,8 @@ class Matcher:
             return Decision("fallback", score, cands)
         if score >= c.answer:
             return Decision("answer", score, cands)
-        if score >= c.clarify:
+        clarify = c.clarify_message if p.message and c.clarify_message >= 0 else c.clarify
+        if score >= min(clarify, c.answer):
             close = [x for x in cands if best.raw - x.raw <= c.clarify_window]
             return Decision("clarify", score, cands, close[: c.max_choices])
         return Decision("fallback", score, cands)

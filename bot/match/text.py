@@ -57,6 +57,8 @@ class Prepared:
     text: str  # normalised, synonyms applied, no spaces between Chinese words
     words: tuple[str, ...]  # content words (stop words removed)
     pinyin: tuple[str, ...]  # one toneless syllable per character of ``text``
+    # A message (at least CLERK_MIN_CHARS characters), not a short question: the clerk read it.
+    message: bool = False
 
     @property
     def pinyin_text(self) -> str:
@@ -153,7 +155,8 @@ class TextPipeline:
         left the normalised text is kept whole.
         """
         norm = normalize(question)
-        if self.clerk is not None and len(norm) >= CLERK_MIN_CHARS:
+        message = len(norm) >= CLERK_MIN_CHARS
+        if self.clerk is not None and message:
             clauses = CLAUSE_BREAK.split(question[: MAX_CHARS * 2])
             norm = normalize(self.clerk.read(normalize(c) for c in clauses)) or norm
         norm = self.fix_homophones(norm)
@@ -162,7 +165,7 @@ class TextPipeline:
         text = re.sub(" +", " ", text).strip()
         words = tuple(t for t in tokens if t not in self.stopwords)
         pinyin = tuple(_char_pinyin(ch) for ch in norm if not ch.isspace())
-        return Prepared(text=text, words=words, pinyin=pinyin)
+        return Prepared(text=text, words=words, pinyin=pinyin, message=message)
 
 
 #: Shorter texts are questions, not complaints: the clerk (whose part-of-speech

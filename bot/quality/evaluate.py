@@ -1,4 +1,4 @@
-"""Measure the bot on labelled questions, check self-retrieval and fit the thresholds.
+"""Measure the bot on labelled questions and check self-retrieval (fitting: fit.py).
 
 A labelled file is a YAML list of ``{q: 问题, id: faq-id | fallback}``. It is
 split in two halves by a hash of the question: ``fit`` questions tune the
@@ -8,14 +8,11 @@ never grades the thresholds on the questions they were fitted to.
 
 from __future__ import annotations
 
-import math
 import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import yaml
 
 from ..bank import shown_path
@@ -29,19 +26,10 @@ __all__ = [
     "split_of",
     "evaluate",
     "self_retrieval",
-    "fit_thresholds",
     "FALLBACK",
 ]
 
 FALLBACK = "fallback"
-_COEFS = (
-    "raw_coef",
-    "margin_coef",
-    "coverage_coef",
-    "unknown_coef",
-    "votes_coef",
-    "coverage_margin_coef",
-)
 
 
 @dataclass(frozen=True)
@@ -206,84 +194,3 @@ def self_retrieval(bot: Bot) -> tuple[int, list[tuple[str, str, str | None]]]:
             if got != faq.id:
                 failures.append((faq.id, text, got))
     return total, failures
-
-
-@dataclass(frozen=True)
-class _Scored:
-    """One labelled question as the fit sees it."""
-
-    raw: float
-    evidence: list[float]
-    right: bool  # in the remit and the best FAQ is its FAQ
-    in_remit: bool
-    routed: bool  # an out-of-remit keyword sends it elsewhere whatever the score
-
-
-def fit_thresholds(
-    bot: Bot,
-    items: list[Labelled],
-    *,
-    max_wrong: float,
-    max_out_answered: float,
-    wrong_cost: float = 4.0,
-) -> dict[str, Any]:
-    """Fit the calibration curve and the answer / clarify thresholds on ``items``.
-
-    The calibration is a logistic regression of "the best FAQ is the right
-    one" on the matcher's Evidence (raw score, margin, coverage, unknown
-    words, votes, coverage margin). The answer threshold maximises right
-    answers minus ``wrong_cost`` times the wrong ones (in the remit or
-    not), among thresholds that keep both error rates within the caps
-    (rounded up to whole questions). The
-    clarify threshold is the lowest that offers choices to no more
-    out-of-remit questions than twice the cap.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    scored = []
-    for item in items:
-        p = bot.pipeline.prepare(item.q)
-        cands = bot.matcher.rank(p)
-        ev = bot.matcher.evidence(p, cands)
-        top = bot.bank.faqs[cands[0].pos].id if cands else None
-        in_remit = item.id != FALLBACK and not item.gap
-        routed = bot.is_outside(item.q, p)
-        is_right = in_remit and top in item.accepted
-        scored.append(_Scored(ev.raw, ev.vector(), is_right, in_remit, routed))
-    x = np.array([s.evidence for s in scored])
-    y = np.array([s.right for s in scored], dtype=int)
-    if len(set(y.tolist())) < 2:
-        raise ValueError("the labelled questions need both right and wrong top-1 results to fit")
-    model = LogisticRegression(C=100.0, max_iter=1000).fit(x, y)
-    probs = model.predict_proba(x)[:, 1]
-    override = bot.matcher.config.outside_override
-    answerable = [not s.routed or s.raw >= override for s in scored]
-    n_in = sum(s.in_remit for s in scored)
-    n_out = len(scored) - n_in
-    cap_wrong, cap_out = math.ceil(max_wrong * n_in), math.ceil(max_out_answered * n_out)
-
-    best_answer, best_utility = 0.99, -math.inf
-    for t in np.arange(0.05, 0.99, 0.01):
-        ans = [p >= t and a for p, a in zip(probs, answerable, strict=True)]
-        right = sum(a and s.right for a, s in zip(ans, scored, strict=True))
-        wrong = sum(a and s.in_remit and not s.right for a, s in zip(ans, scored, strict=True))
-        out = sum(a and not s.in_remit for a, s in zip(ans, scored, strict=True))
-        utility = right - wrong_cost * (wrong + out)
-        if wrong <= cap_wrong and out <= cap_out and utility > best_utility:
-            best_answer, best_utility = float(t), utility
-    best_clarify = best_answer
-    for t in np.arange(0.01, best_answer, 0.01):
-        offered = sum(
-            p >= t and a and not s.in_remit
-            for p, a, s in zip(probs, answerable, scored, strict=True)
-        )
-        if offered <= 2 * cap_out:
-            best_clarify = float(t)
-            break
-    coefs = zip(_COEFS, (float(v) for v in model.coef_[0]), strict=True)
-    return {
-        "bias": round(float(model.intercept_[0]), 4),
-        **{name: round(value, 4) for name, value in coefs},
-        "answer": round(best_answer, 2),
-        "clarify": round(best_clarify, 2),
-    }

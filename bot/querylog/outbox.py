@@ -1,13 +1,22 @@
-"""The query log's outbox: rows kept on this node, in a local SQLite file, until shipped.
+"""The query log's outbox: rows kept on this node, in local files, until shipped.
 
-Each process that logs questions owns one outbox file in the outbox folder
-(``outbox-<pid>-<token>.db``, SQLite in WAL mode with ``synchronous=NORMAL``):
-:meth:`OutboxFile.add` writes a row there in the caller's thread, one short
-transaction, before the reply is sent. A committed row survives the process
-(``kill -9``, an out-of-memory kill, a restart); only a crash of the machine
-itself may take the last transactions with it (WAL without a sync per commit).
-The shipper (:mod:`bot.querylog.shipper`) copies the rows to the configured
-database in batches and deletes them from the outbox only after that commit.
+Each process that logs questions owns one outbox in the outbox folder: a SQLite
+file ``outbox-<pid>-<token>.db`` (WAL mode, ``synchronous=NORMAL``) and its
+journal ``outbox-<pid>-<token>.jsonl`` (:mod:`bot.querylog.journal`).
+:meth:`OutboxFile.add` appends a row to the journal in the caller's thread,
+one ``write`` before the reply is sent (a SQLite transaction there cost each ask
+several times as much). A written row survives the process (``kill -9``, an
+out-of-memory kill, a restart); only a crash of the machine itself may take the
+last rows with it, as it may a WAL commit without a sync.
+
+The shipper (:mod:`bot.querylog.shipper`) takes the journal's rows from memory
+(:meth:`OutboxFile.take`), copies them to the configured database in batches
+and marks them done only after that commit (:meth:`OutboxFile.shipped`). When the
+database fails or refuses a row, it moves the journal's rows into the SQLite
+file (:meth:`OutboxFile.spill`), which keeps them as long as need be, to be
+shipped a batch at a time (:meth:`OutboxFile.batch`, :meth:`OutboxFile.remove`)
+before the journal's newer rows. Whoever opens an outbox left behind first moves
+its journal's rows into its SQLite file, each once.
 
 Ownership is an exclusive ``flock`` on ``outbox-<pid>-<token>.lock``, taken
 before the outbox file exists and held while the process lives: the kernel
@@ -38,6 +47,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.querylog import journal
+from bot.querylog.journal import Journal
 from bot.querylog.writer import Row
 
 __all__ = ["OutboxFile", "OutboxStatus", "claim_orphans", "create", "find_query", "folder_status"]
@@ -61,6 +72,8 @@ CREATE TABLE IF NOT EXISTS shipper (
 # looked up only for feedback whose query the database lacks.
 _PREFIX = "outbox-"
 _BUSY_TIMEOUT_S = 5.0
+# Built once: json.dumps with options builds an encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +90,12 @@ def _connect(path: Path) -> sqlite3.Connection:
 def _encode(row: dict[str, Any]) -> str:
     data = dict(row)
     data["created_at"] = row["created_at"].isoformat()
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
+
+
+def _query_id(table: str, row: dict[str, Any]) -> int:
+    query_id: int = row["id"] if table == "queries" else row["query_id"]
+    return query_id
 
 
 def _decode(text: str) -> dict[str, Any]:
@@ -87,26 +105,99 @@ def _decode(text: str) -> dict[str, Any]:
 
 
 class OutboxFile:
-    """One outbox file, its lock held by this process (file descriptor ``lock_fd``)."""
+    """One outbox file and its journal, its lock held by this process (``lock_fd``)."""
 
     def __init__(self, path: Path, lock_fd: int) -> None:
         self.path = path
         self._lock_fd = lock_fd
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the journal and _pending
         self._conn = _connect(path)
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn.executescript(_SCHEMA)
+            self._journal = Journal(path)
+        except (OSError, sqlite3.Error):
+            self._conn.close()
+            raise
+        # The journal's rows not yet done with, each with where its line ends.
+        self._pending: list[tuple[Row, int]] = []
+        self._take_over()
 
     def add(self, table: str, row: dict[str, Any]) -> None:
-        """Keep ``row`` for ``table``, durably, before returning."""
-        query_id = row["id"] if table == "queries" else row["query_id"]
+        """Keep ``row`` for ``table``, durably, before returning: one line in the journal."""
+        line = f"{table}\t{_encode(row)}\n".encode()
         with self._lock:
-            self._conn.execute(
-                "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
-                (table, query_id, _encode(row)),
-            )
+            end = self._journal.append(line)
+            self._pending.append(((table, row), end))
+
+    def take(self, n: int) -> tuple[list[Row], int]:
+        """The journal's first ``n`` rows not yet done with, and where the last one ends."""
+        with self._lock:
+            taken = self._pending[:n]
+        return [row for row, _ in taken], taken[-1][1] if taken else 0
+
+    def shipped(self, n: int, end: int) -> None:
+        """Mark the journal's first ``n`` rows (ending at ``end``) done: the database has them."""
+        with self._lock:
+            del self._pending[:n]
+            self._journal.done(end)
+
+    def spill(self) -> None:
+        """Move the journal's rows into the outbox file (the database fails, or refused one)."""
+        with self._lock:
+            if not self._pending:
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
+                    [
+                        (table, _query_id(table, row), _encode(row))
+                        for (table, row), _ in self._pending
+                    ],
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # not already undone by a failed COMMIT
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._pending.clear()
+            self._journal.done(self._journal.size)
+
+    def _take_over(self) -> None:
+        """Move what a dead owner's journal holds into the outbox file, each row once."""
+        rows = journal.pending(self.path)
+        if not rows:
+            return
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for line, (table, data) in enumerate(rows, 1):
+                    # Moved already if the owner died between moving and marking.
+                    if self._conn.execute(
+                        "SELECT 1 FROM outbox WHERE tbl = ? AND data = ?", (table, data)
+                    ).fetchone():
+                        continue
+                    try:
+                        query_id = _query_id(table, _decode(data))
+                    except (ValueError, KeyError, TypeError) as e:
+                        log.error(
+                            "query log: %s: row %d not readable: %s", self._journal.path, line, e
+                        )
+                        continue
+                    self._conn.execute(
+                        "INSERT INTO outbox (tbl, query_id, data) VALUES (?, ?, ?)",
+                        (table, query_id, data),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # not already undone by a failed COMMIT
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._journal.done(self._journal.size)
 
     def batch(self, n: int) -> list[tuple[int, Row]]:
-        """Up to ``n`` rows due for shipping, oldest first, with their sequence numbers."""
+        """Up to ``n`` of the outbox file's rows due for shipping, oldest first, with their
+        sequence numbers."""
         with self._lock:
             found = self._conn.execute(
                 "SELECT seq, tbl, data FROM outbox WHERE not_before <= ? ORDER BY seq LIMIT ?",
@@ -116,12 +207,17 @@ class OutboxFile:
 
     def remove(self, seqs: Sequence[int]) -> None:
         """Forget the rows ``seqs``: the database has them (or refused them for good)."""
+        if not seqs:
+            return
         with self._lock:
-            # One statement, one transaction (executemany would commit each row).
-            self._conn.execute(
-                "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(seqs)),),
-            )
+            low, high = min(seqs), max(seqs)
+            if high - low + 1 == len(seqs):  # the usual case: one run of rows
+                self._conn.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (low, high))
+            else:  # one statement, one transaction (executemany would commit each row)
+                self._conn.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(seqs)),),
+                )
 
     def defer(self, seq: int, delay_s: float) -> int:
         """Ship row ``seq`` again in ``delay_s`` at the earliest; return its refusals so far."""
@@ -136,9 +232,10 @@ class OutboxFile:
         return refusals
 
     def count(self) -> int:
+        """How many rows the outbox file and the journal hold."""
         with self._lock:
             n: int = self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
-        return n
+            return n + len(self._pending)
 
     def note(self, error: str | None) -> None:
         """Record the shipper's last failure (None: it shipped)."""
@@ -152,12 +249,14 @@ class OutboxFile:
         """Close the file and give up its lock; its rows wait for the next owner."""
         with self._lock:
             self._conn.close()
+            self._journal.close()
         os.close(self._lock_fd)
 
     def discard(self) -> None:
-        """Close and delete the (empty) outbox and its lock."""
+        """Close and delete the (empty) outbox, its journal and its lock."""
         with self._lock:
             self._conn.close()
+            self._journal.unlink()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         self.path.with_suffix(".lock").unlink(missing_ok=True)
@@ -189,9 +288,10 @@ def create(folder: Path) -> OutboxFile:
     assert fd is not None  # a file created just now
     try:
         return OutboxFile(path, fd)
-    except sqlite3.Error:  # a full disk: leave nothing behind
+    except (OSError, sqlite3.Error):  # a full disk: leave nothing behind
         for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), lock_path):
             leftover.unlink(missing_ok=True)
+        journal.unlink(path)
         os.close(fd)
         raise
 
@@ -218,7 +318,7 @@ def claim_orphans(folder: Path, mine: Sequence[Path] = ()) -> Iterator[OutboxFil
             continue
         try:
             orphan = OutboxFile(path, fd)
-        except sqlite3.Error as e:
+        except (OSError, sqlite3.Error) as e:
             log.error("query log: the outbox %s left behind cannot be opened: %s", path, e)
             os.close(fd)
             continue
@@ -233,14 +333,14 @@ class OutboxStatus:
     errors: list[str]
 
 
-def _each(folder: Path) -> Iterator[sqlite3.Connection]:
+def _each(folder: Path) -> Iterator[tuple[Path, sqlite3.Connection]]:
     for path in sorted(folder.glob(f"{_PREFIX}*.db")):
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
         except sqlite3.Error:
             continue
         try:
-            yield conn
+            yield path, conn
         finally:
             conn.close()
 
@@ -248,24 +348,29 @@ def _each(folder: Path) -> Iterator[sqlite3.Connection]:
 def folder_status(folder: Path) -> OutboxStatus:
     """The backlog and the current shipping failures of every outbox in ``folder``."""
     backlog, errors = 0, []
-    for conn in _each(folder):
+    for path, conn in _each(folder):
         try:
             backlog += conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
             errors += [e for (e,) in conn.execute("SELECT error FROM shipper") if e]
         except sqlite3.Error:
             continue  # created a moment ago, its tables not yet there
+        backlog += len(journal.pending(path))
     return OutboxStatus(backlog, errors)
 
 
 def find_query(folder: Path, query_id: int) -> bool:
     """Whether the query ``query_id`` waits in one of the outboxes in ``folder``."""
-    for conn in _each(folder):
+    for path, conn in _each(folder):
         try:
             found = conn.execute(
                 "SELECT 1 FROM outbox WHERE tbl = 'queries' AND query_id = ?", (query_id,)
             ).fetchone()
         except sqlite3.Error:
             continue
-        if found:
+        if found or any(
+            table == "queries" and json.loads(data)["id"] == query_id
+            for table, data in journal.pending(path)
+            if str(query_id) in data
+        ):
             return True
     return False

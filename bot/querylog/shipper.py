@@ -115,7 +115,7 @@ class Shipper:
                 raise sqlite3.OperationalError("no outbox file")
             own.add(table, row)
             self._outbox_error = None
-        except sqlite3.Error as e:
+        except (OSError, sqlite3.Error) as e:
             if self._outbox_error is None:
                 log.error("query log: the outbox in %s cannot keep rows: %s", self.folder, e)
             with self._lock:
@@ -218,7 +218,7 @@ class Shipper:
 
     def _ship_all(self) -> None:
         if self._own is not None:
-            self._drain(self._own)
+            self._ship_own(self._own)
         for orphan in list(self._orphans):
             self._drain(orphan)
             if _count(orphan) == 0:
@@ -232,6 +232,35 @@ class Shipper:
                 del self._memory[: len(rows)]
             self._shipped()
             self._outstanding.done(rows)
+
+    def _ship_own(self, own: OutboxFile) -> None:
+        """Ship the outbox file's backlog, then the journal's rows straight from memory."""
+        try:
+            self._drain(own)
+            while True:
+                rows, end = own.take(self._batch_size)
+                if not rows:
+                    return
+                try:
+                    self._insert(rows)
+                except _REFUSED:  # find the refused rows the slow way, from the file
+                    own.spill()
+                    self._drain(own)
+                    continue
+                own.shipped(len(rows), end)
+                self._shipped()
+                self._outstanding.done(rows)
+                if len(rows) < self._batch_size:
+                    return  # the rest since: the next batch, after lingering
+        except Exception:
+            # The database fails: the journal's rows wait in the file, not in memory.
+            try:
+                own.spill()
+            except (OSError, sqlite3.Error) as e:
+                log.error(
+                    "query log: the outbox %s cannot take the journal's rows: %s", own.path, e
+                )
+            raise
 
     def _drain(self, source: OutboxFile) -> None:
         while True:

@@ -1,16 +1,17 @@
 """The analyst console under ``/admin``: :mod:`.auth` (the door, with its session
 records in :mod:`.sessions` and its lockout in :mod:`.throttle`), :mod:`.filters`,
 :mod:`.views` (the pages), :mod:`.curation` (suggestions inbox, history),
+:mod:`.editor` (the FAQ editor), :mod:`.workbook` (Excel download and upload),
 :mod:`.export` (CSV) and :mod:`.charts` (SVG);
 :func:`init_app` puts them on an app."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
 
 from bot.web import errors
-from bot.web.admin import auth, curation, export, views
+from bot.web.admin import auth, curation, editor, export, views, workbook
 
 __all__ = ["init_app"]
 
@@ -50,6 +51,11 @@ def init_app(app: Flask) -> None:
     bp.add_url_rule("/suggestions/accept", "accept", curation.accept, methods=["POST"])
     bp.add_url_rule("/suggestions/reject", "reject", curation.reject, methods=["POST"])
     bp.add_url_rule("/history", "history", curation.history)
+    bp.add_url_rule("/faqs", "faqs", editor.faq_list)
+    bp.add_url_rule("/faqs/new", "faq_new", editor.new_faq, methods=["GET", "POST"])
+    bp.add_url_rule("/faqs/export.xlsx", "faq_export", workbook.export_workbook)
+    bp.add_url_rule("/faqs/import", "faq_import", workbook.import_workbook, methods=["POST"])
+    bp.add_url_rule("/faq/<faq_id>", "faq_edit", editor.edit_faq, methods=["GET", "POST"])
     bp.add_url_rule("/bank", "bank", views.bank)
     bp.add_url_rule("/reload", "reload", views.reload, methods=["POST"])
     bp.add_url_rule("/static/<path:filename>", "asset", views.asset)
@@ -57,5 +63,16 @@ def init_app(app: Flask) -> None:
     bp.context_processor(views.template_globals)
     app.register_blueprint(bp)
     app.extensions["xiaocheng_admin_assets"] = views.asset_versions()
+    app.before_request(_larger_bodies)  # before the guard reads the form's CSRF token
     app.before_request(auth.guard)
     errors.add_page(app, auth.PREFIX, views.error_page)
+
+
+#: The console's forms whose bodies may be larger than the API's MAX_CONTENT_LENGTH.
+_LARGE_FORMS = frozenset({"admin.faq_edit", "admin.faq_new", "admin.faq_import"})
+
+
+def _larger_bodies() -> None:
+    """Let an entry's form or a workbook be up to ADMIN_MAX_FORM_BYTES."""
+    if request.endpoint in _LARGE_FORMS:
+        request.max_content_length = int(current_app.config["ADMIN_MAX_FORM_BYTES"])

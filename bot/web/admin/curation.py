@@ -8,7 +8,8 @@ order and layout kept, the whole bank validated first, a file changed
 meanwhile never overwritten), publishes the bank through the hot reload
 (:func:`bot.web.reload.reload_bank`) and records the decision; rejecting one
 records it so that it is not proposed again. ``GET /admin/history`` lists the
-recorded decisions, newest first, with the entry's alternates before and after.
+recorded decisions, newest first, each with what it changed in the entry
+(:func:`changes`: list items added and removed, texts before and after).
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from flask import current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from bot.analysis.suggestions import suggestions as open_suggestions
+from bot.bank import ENTRY_KEYS
 from bot.curate.edit import Draft, EditConflict, EditError
+from bot.curate.explain import FIELD_NAMES
 from bot.errors import BankError
 from bot.web.admin.filters import current_filters, when
 from bot.web.errors import WebError
 from bot.web.reload import reload_bank
 from bot.web.service import get_service
 
-__all__ = ["accept", "history", "reject", "suggestions"]
+__all__ = ["accept", "changes", "history", "reject", "suggestions", "who"]
 
 MSG_BAD_SUGGESTION = "这条建议已无法处理（条目不存在或问法为空），请刷新页面后再试。"
 MSG_CONFLICT = "题库文件在您打开页面后被修改过，本次未写入。请刷新页面后再试。"
 ACTION_NAMES = {"accept": "采纳建议", "reject": "不采纳", "edit": "修改条目"}
 _HISTORY_SHOWN = 200
+_LIST_FIELDS = ("alternates", "keywords", "related", "basis", "links")
 
 
 def suggestions(**notice: Any) -> str:
@@ -62,7 +66,8 @@ def _picked() -> tuple[str, str]:
     return faq_id, wording
 
 
-def _who() -> str:
+def who() -> str:
+    """Who made a change: the console, and the address the request came from."""
     return f"分析后台（{request.remote_addr or '未知地址'}）"
 
 
@@ -85,7 +90,7 @@ def accept() -> ResponseReturnValue:
     result = reload_bank(current_app)
     after = draft.fields(faq_id).get("alternates") or []
     get_service().querylog.record_curation(
-        "accept", faq_id, who=_who(), wording=wording, file=names[0] if names else None,
+        "accept", faq_id, who=who(), wording=wording, file=names[0] if names else None,
         before={"alternates": before}, after={"alternates": after},
     )  # fmt: skip
     current_app.logger.info("admin: alternate added to %s, bank %s", faq_id, result.version[:12])
@@ -95,18 +100,46 @@ def accept() -> ResponseReturnValue:
 def reject() -> ResponseReturnValue:
     """Remember that the wording is not to be proposed for the FAQ again."""
     faq_id, wording = _picked()
-    get_service().querylog.record_curation("reject", faq_id, who=_who(), wording=wording)
+    get_service().querylog.record_curation("reject", faq_id, who=who(), wording=wording)
     return suggestions(rejected=(faq_id, wording))
 
 
+def changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """What a recorded change did, field by field in the entry's order: for a list the
+    items added and removed, for a text the text before and after (None: not set)."""
+    before, after = before or {}, after or {}
+    out = []
+    for key in sorted(set(before) | set(after), key=_rank):
+        old, new = before.get(key), after.get(key)
+        if old == new or key == "id":
+            continue
+        item: dict[str, Any] = {"key": key, "name": FIELD_NAMES.get(key, key)}
+        if key in _LIST_FIELDS:
+            old_items, new_items = [_shown(v) for v in old or []], [_shown(v) for v in new or []]
+            item["added"] = [v for v in new_items if v not in old_items]
+            item["removed"] = [v for v in old_items if v not in new_items]
+        else:
+            item["old"], item["new"] = old, new
+        out.append(item)
+    return out
+
+
+def _rank(key: str) -> int:
+    return ENTRY_KEYS.index(key) if key in ENTRY_KEYS else len(ENTRY_KEYS)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):  # a link
+        return "：".join(str(v) for v in value.values())
+    return str(value)
+
+
 def history() -> str:
-    """The recorded decisions, newest first, each with the alternates it added."""
+    """The recorded decisions, newest first, each with what it changed."""
     rows = get_service().querylog.curation(limit=_HISTORY_SHOWN)
     for row in rows:
-        before = (row["before"] or {}).get("alternates") or []
-        after = (row["after"] or {}).get("alternates") or []
-        row["added"] = [a for a in after if a not in before]
-        row["removed"] = [b for b in before if b not in after]
+        row["changes"] = changes(row["before"], row["after"])
+        row["created"] = row["action"] == "edit" and row["before"] is None
     return render_template(
         "admin/history.html",
         active="history",
