@@ -68,6 +68,12 @@ DEFAULTS: dict[str, Any] = {
     # Number of reverse proxies in front of the service whose X-Forwarded-* headers
     # are trusted (0: use the socket's address as the client address).
     "TRUST_PROXY": 0,
+    # Internal traffic (tests, monitoring probes): questions from these address ranges
+    # (CIDR, e.g. 10.0.0.0/8), or with the header INTERNAL_HEADER names (any value;
+    # empty: none), are answered as usual but logged as internal and left out of every
+    # chart, list, cluster, suggestion, spike, report and CSV export of the console.
+    "INTERNAL_NETWORKS": [],
+    "INTERNAL_HEADER": "",
     "MAX_QUESTION_CHARS": 200,
     "MAX_COMMENT_CHARS": 500,
     "MAX_CONTENT_LENGTH": 4096,

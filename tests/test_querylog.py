@@ -132,6 +132,7 @@ def test_logged_query_is_stored_with_every_field(store: QueryLog, backend: Backe
     ]
     assert len(row["session"]) == 32 and "visitor" not in row["session"]
     assert row["latency_ms"] == 12.5
+    assert row["internal"] is False
 
 
 def test_same_session_hashes_alike(store: QueryLog) -> None:
@@ -337,7 +338,7 @@ def test_migrate_is_idempotent(backend: Backend) -> None:
     assert store.create() == SCHEMA_VERSION
     backend.open()
     versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
@@ -352,8 +353,59 @@ def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
     with pytest.raises(QueryLogError) as excinfo:
         store.migrate()
     assert str(excinfo.value) == (
-        "the query log's schema is at version 99, newer than this code knows (3); upgrade the code"
+        "the query log's schema is at version 99, newer than this code knows (4); upgrade the code"
     )
+
+
+YEAR_INDEXES = ("ix_queries_traffic", "ix_queries_created_id", "ix_queries_session")
+
+
+def _indexes(backend: Backend) -> set[str]:
+    engine = sa.create_engine(backend.url)
+    try:
+        return {i["name"] for i in sa.inspect(engine).get_indexes("queries", schema=backend.schema)}
+    finally:
+        engine.dispose()
+
+
+def test_a_version_3_log_is_upgraded_with_its_rows(backend: Backend) -> None:
+    """Migration 4 adds queries.internal (old rows: visitors') and the console's indexes."""
+    store = backend.open()
+    old = _log(store, "违章搭建怎么举报", faq_id="faq-a", created_at=_day(1, 9))
+    store.close()
+    # Back to what version 3 made: no internal column, none of its indexes.
+    table = backend.table("queries")
+    prefix = f"{backend.schema}." if backend.schema else ""
+    engine = sa.create_engine(backend.url)
+    with engine.begin() as conn:
+        for index in YEAR_INDEXES:
+            conn.exec_driver_sql(f"DROP INDEX {prefix}{index}")
+        conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN internal")
+        conn.exec_driver_sql(f"DELETE FROM {backend.table('schema_version')} WHERE version = 4")
+    engine.dispose()
+    assert set(YEAR_INDEXES).isdisjoint(_indexes(backend))
+
+    upgraded = backend.open()
+    versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
+    assert versions == [(1,), (2,), (3,), (4,)]
+    assert set(YEAR_INDEXES) <= _indexes(backend)
+    [row] = upgraded.queries()
+    assert (row["id"], row["question"], row["internal"]) == (old, "违章搭建怎么举报", False)
+    assert upgraded.top_faqs() == [{"faq_id": "faq-a", "count": 1}]
+    _log(upgraded, "健康检查", internal=True)
+    upgraded.flush()
+    assert [r["question"] for r in upgraded.queries(internal=True)] == ["健康检查"]
+
+
+def test_a_row_kept_from_before_migration_4_is_a_visitors(store: QueryLog) -> None:
+    """An outbox row written by older code has no "internal": stored as a visitor's."""
+    row = {
+        "id": 42, "created_at": _day(1, 9), "question": "老问题", "normalized": "老问题",
+        "reply_type": "fallback", "faq_id": None, "score": 0.1, "candidates": "[]",
+        "session": None, "latency_ms": None, "from_query_id": None,
+    }  # fmt: skip
+    store._insert([("queries", row)])
+    assert [(r["id"], r["internal"]) for r in store.queries()] == [(42, False)]
 
 
 def test_purge_deletes_old_queries_and_their_feedback(store: QueryLog) -> None:
@@ -470,6 +522,63 @@ def test_queries_filter_and_page(filled: QueryLog) -> None:
     assert [r["question"] for r in filled.queries(_day(2, 0), _day(2, 9))] == ["占道经营"]
     assert filled.count(types=["answer", "clarify"]) == 4
     assert filled.count(_day(2, 0), _day(3, 0)) == 3
+
+
+def test_keyset_pages_are_the_offset_pages(store: QueryLog) -> None:
+    """Paging by (time, id) after the last row gives the rows OFFSET gives, ties included."""
+    for i in range(7):
+        _log(store, f"问题{i}", created_at=_day(1, 9 + i // 3))  # three rows share each hour
+    store.flush()
+    for oldest_first in (False, True):
+        expected = [r["id"] for r in store.queries(oldest_first=oldest_first)]
+        pages, after = [], None
+        while True:
+            page = store.queries(limit=2, after=after, oldest_first=oldest_first, brief=True)
+            pages += [r["id"] for r in page]
+            if len(page) < 2:
+                break
+            after = (page[-1]["created_at"], page[-1]["id"])
+        assert pages == expected
+    [brief] = store.queries(limit=1, brief=True)
+    assert sorted(brief) == [
+        "created_at", "faq_id", "id", "internal", "question", "reply_type", "score", "session",
+    ]  # fmt: skip
+
+
+def test_internal_traffic_is_left_out_of_every_read(store: QueryLog) -> None:
+    """A monitoring probe is in no figure, cluster or listing unless asked for."""
+    visitor = _log(store, "垃圾分类", faq_id="faq-a", score=0.9, created_at=_day(1, 9))
+    chip = _log(store, "罚款", reply_type="clarify", score=0.4, created_at=_day(1, 9))
+    _log(store, "罚款多少", faq_id="faq-b", score=0.9, created_at=_day(1, 9), from_query_id=chip)
+    probes = [
+        _log(store, "探测", faq_id="faq-p", score=0.3, created_at=_day(1, 10), internal=True),
+        _log(store, "探测", reply_type="fallback", created_at=_day(1, 10), internal=True),
+    ]
+    probe_chip = _log(store, "探测2", reply_type="clarify", created_at=_day(1, 10), internal=True)
+    _log(store, "探测3", faq_id="faq-p", created_at=_day(1, 10), internal=True,
+         from_query_id=probe_chip)  # fmt: skip
+    store.log_feedback(visitor, True)
+    store.log_feedback(probes[0], True)
+    store.flush()
+    assert [r["total"] for r in store.daily_counts()] == [3]
+    assert [s["count"] for s in store.type_shares()] == [2, 1, 0]
+    assert store.top_faqs() == [{"faq_id": "faq-a", "count": 1}, {"faq_id": "faq-b", "count": 1}]
+    assert [r["faq_id"] for r in store.helpful_rates()] == ["faq-a"]
+    assert [r["question"] for r in store.unanswered()] == ["罚款"]
+    assert [(r["faq_id"], r["question"]) for r in store.learned_wordings()] == [("faq-b", "罚款")]
+    assert [r["query_id"] for r in store.feedback()] == [visitor]
+    assert store.count() == 3 and store.count(internal=True) == 4
+    assert store.count(internal=None) == 7
+    assert {r["question"] for r in store.queries(internal=True)} == {"探测", "探测2", "探测3"}
+    assert [r["internal"] for r in store.queries(internal=None)] == [True] * 4 + [False] * 3
+    # One session's conversation, read by its own index, leaves the probe out too.
+    _log(store, "会话里的访客", session="s-1", created_at=_day(2, 9))
+    _log(store, "会话里的探测", session="s-1", created_at=_day(2, 9), internal=True)
+    store.flush()
+    [session] = {r["session"] for r in store.queries() if r["session"]}
+    assert [r["question"] for r in store.queries(session=session)] == ["会话里的访客"]
+    assert store.count(session=session, internal=True) == 1
+    assert store.count(session=session, internal=None) == 2
 
 
 def test_unanswered_takes_fallback_clarify_low_scores_and_unhelpful(filled: QueryLog) -> None:

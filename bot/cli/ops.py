@@ -111,7 +111,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     with QueryLog(settings["DATABASE_URL"], background=False) as log:
         if args.dry_run:
             cutoff = datetime.now(UTC) - timedelta(days=days)
-            n = log.count(until=cutoff)
+            n = log.count(until=cutoff, internal=None)
             print(f"Would delete {n} queries older than {days} days (and their feedback).")
         else:
             n = log.purge(days)

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.schema import CreateSchema
+from sqlalchemy.schema import CreateColumn, CreateSchema
 
 from bot.errors import QueryLogError
 
@@ -96,6 +96,14 @@ def make_tables(schema: str | None, max_chars: int) -> Tables:
         # The reply whose chip the visitor clicked (no foreign key: it may still be
         # queued in another worker, or never have been logged).
         sa.Column("from_query_id", sa.BigInteger, index=True),
+        # Test or monitoring traffic (the INTERNAL_* settings), left out of every figure.
+        sa.Column("internal", sa.Boolean, nullable=False, server_default=sa.false()),
+        # The console's reads at a year of traffic: visitors' rows of a period, counted
+        # from the index alone (charts, top FAQs, spikes), and listed in (time, id)
+        # order, the keyset of the question list and the CSV export; one session's.
+        sa.Index("ix_queries_traffic", "internal", "created_at", "id", "reply_type", "faq_id"),
+        sa.Index("ix_queries_created_id", "created_at", "id"),
+        sa.Index("ix_queries_session", "session", "created_at", "id"),
     )  # fmt: skip
     feedback = sa.Table(
         "feedback", metadata,
@@ -157,12 +165,29 @@ def _create_curation(conn: Connection, t: Tables) -> None:
     t.metadata.create_all(conn, tables=[t.curation])
 
 
+_YEAR_INDEXES = ("ix_queries_traffic", "ix_queries_created_id", "ix_queries_session")
+
+
+def _add_internal_and_indexes(conn: Connection, t: Tables) -> None:
+    # As in step 2: a database created by step 1 of this code has all of it already.
+    q = t.queries
+    present = {c["name"] for c in sa.inspect(conn).get_columns(q.name, schema=q.schema)}
+    if "internal" not in present:
+        name = conn.dialect.identifier_preparer.format_table(q)
+        column = CreateColumn(q.c.internal).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {column}"))
+    for index in q.indexes:
+        if index.name in _YEAR_INDEXES:
+            index.create(conn, checkfirst=True)
+
+
 # Append only; a step never changes once released. A later step that alters a
 # table issues its own DDL here, and the table definitions above follow it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, Tables], None]], ...] = (
     (1, "queries and feedback tables", _create_log_tables),
     (2, "queries.from_query_id and feedback.reason", _add_choice_links),
     (3, "curation: staff decisions about the bank", _create_curation),
+    (4, "queries.internal and the indexes of a year of traffic", _add_internal_and_indexes),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

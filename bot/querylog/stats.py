@@ -8,6 +8,11 @@ so rules added since a row was written apply to it too.
 ``since`` and ``until`` bound ``created_at`` as [since, until); either may be
 None. Naive datetimes are taken as UTC. Days are local days, shifted from UTC
 by ``utc_offset_minutes`` (default: China Standard Time, bot.config).
+
+Internal traffic (rows logged with ``internal=True``: tests, monitoring probes)
+is left out of every figure and listing; :meth:`LogReader.queries` and
+:meth:`LogReader.count` show it on request (``internal=True`` for it alone,
+``None`` for all rows).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from bot.querylog.masking import mask
 from bot.querylog.schema import REPLY_TYPES, Tables, as_utc
 
 __all__ = ["LogReader"]
+
+# The columns of a listing's row (LogReader.queries with brief=True).
+_BRIEF = ("id", "created_at", "question", "reply_type", "faq_id", "score", "session", "internal")
 
 
 class LogReader:
@@ -47,7 +55,7 @@ class LogReader:
         day = self._day(q.c.created_at).label("day")
         stmt = (
             sa.select(day, q.c.reply_type, sa.func.count().label("n"))
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .group_by(day, q.c.reply_type)
         )
         counts: dict[date, dict[str, int]] = {}
@@ -76,7 +84,7 @@ class LogReader:
         q = self._t.queries
         stmt = (
             sa.select(q.c.reply_type, sa.func.count())
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .group_by(q.c.reply_type)
         )
         with self._engine.connect() as conn:
@@ -100,7 +108,7 @@ class LogReader:
         stmt = (
             sa.select(q.c.faq_id, n)
             .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .group_by(q.c.faq_id)
             .order_by(n.desc(), q.c.faq_id)
             .limit(limit)
@@ -123,7 +131,7 @@ class LogReader:
             sa.select(q.c.faq_id, helpful, total)
             .select_from(fb.join(q, fb.c.query_id == q.c.id))
             .where(q.c.faq_id.is_not(None))
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .group_by(q.c.faq_id)
             .order_by(total.desc(), q.c.faq_id)
         )
@@ -144,19 +152,42 @@ class LogReader:
         text: str | None = None,
         session: str | None = None,
         oldest_first: bool = False,
+        internal: bool | None = False,
+        after: tuple[datetime, int] | None = None,
+        brief: bool = False,
     ) -> list[dict[str, Any]]:
         """Logged questions, newest first, for listing and CSV export (``limit=None``: all).
 
         ``text`` keeps questions containing it (as typed, masked); ``session`` the
-        questions of one (hashed) session, e.g. oldest first to read a conversation.
+        questions of one (hashed) session, e.g. oldest first to read a conversation;
+        ``internal`` visitors' questions (False), internal traffic's (True) or all
+        (None). ``after`` is the ``(created_at, id)`` of the last row of the page
+        before: the next page starts after it (keyset pagination, as fast on the
+        last page as on the first; ``offset`` is for a page picked by number).
         Each row: ``id, created_at, question, normalized, reply_type, faq_id, score,
-        candidates`` (list of ``{"id", "score"}``), ``session, latency_ms``.
+        candidates`` (list of ``{"id", "score"}``), ``session, latency_ms, from_query_id,
+        internal``; ``brief`` rows only what a listing shows (``id, created_at,
+        question, reply_type, faq_id, score, session, internal``), read and masked in
+        about half the time (the CSV export of a year).
         """
         q = self._t.queries
-        stmt = sa.select(q).where(*self._listed(since, until, types, text, session))
+        where = self._listed(since, until, types, text, session, internal)
+        if after is not None:
+            at, last = after
+            if oldest_first:
+                where += [q.c.created_at >= at, sa.or_(q.c.created_at > at, q.c.id > last)]
+            else:
+                where += [q.c.created_at <= at, sa.or_(q.c.created_at < at, q.c.id < last)]
         order = (q.c.created_at, q.c.id) if oldest_first else (q.c.created_at.desc(), q.c.id.desc())
-        stmt = stmt.order_by(*order).offset(offset).limit(limit)
-        return self._rows(stmt)
+        columns = [q.c[name] for name in _BRIEF] if brief else [q]
+        stmt = sa.select(*columns).where(*where).order_by(*order).offset(offset).limit(limit)
+        if not brief:
+            return self._rows(stmt)
+        with self._engine.connect() as conn:
+            rows = [dict(zip(_BRIEF, r, strict=True)) for r in conn.execute(stmt)]
+        for row in rows:
+            row["question"] = mask(row["question"])
+        return rows
 
     def _listed(
         self,
@@ -165,9 +196,17 @@ class LogReader:
         types: Iterable[str] | None,
         text: str | None,
         session: str | None,
+        internal: bool | None,
     ) -> list[sa.ColumnElement[bool]]:
         q = self._t.queries
-        where = list(self._between(q.c.created_at, since, until))
+        # One session's rows are found by ix_queries_session; its internal flag is then
+        # tested through a function (a no-op: the column is NOT NULL), which no index
+        # serves, so SQLite, without statistics, does not take ix_queries_traffic for
+        # it and read a year's rows to find a few.
+        where = self._period(since, until, None if session else internal)
+        if session and internal is not None:
+            flag = sa.func.coalesce(q.c.internal, sa.false())
+            where.append(flag == (sa.true() if internal else sa.false()))
         if types is not None:
             where.append(q.c.reply_type.in_(list(types)))
         if text:
@@ -184,10 +223,11 @@ class LogReader:
         types: Iterable[str] | None = None,
         text: str | None = None,
         session: str | None = None,
+        internal: bool | None = False,
     ) -> int:
         """How many questions :meth:`queries` would list without a limit."""
         q = self._t.queries
-        where = self._listed(since, until, types, text, session)
+        where = self._listed(since, until, types, text, session, internal)
         stmt = sa.select(sa.func.count()).select_from(q).where(*where)
         with self._engine.connect() as conn:
             return int(conn.scalar(stmt) or 0)
@@ -207,7 +247,7 @@ class LogReader:
         unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
         stmt = (
             sa.select(q)
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .where(
                 sa.or_(
                     q.c.reply_type.in_(["fallback", "clarify"]),
@@ -251,7 +291,7 @@ class LogReader:
             .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
             .where(sa.or_(parent.c.faq_id.is_(None), parent.c.faq_id != q.c.faq_id))
             .where(sa.or_(parent.c.reply_type != "answer", parent.c.score < low_score))
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .group_by(q.c.faq_id, parent.c.question)
         )
         helpful_n = sa.func.count(sa.distinct(fb.c.query_id)).label("n")
@@ -260,7 +300,7 @@ class LogReader:
             .select_from(fb.join(q, fb.c.query_id == q.c.id))
             .where(fb.c.helpful.is_(True), q.c.reply_type == "answer")
             .where(q.c.faq_id.is_not(None), q.c.score < low_score)
-            .where(*self._between(q.c.created_at, since, until))
+            .where(*self._period(since, until))
             .group_by(q.c.faq_id, q.c.question)
         )
         counts: dict[tuple[str, str], dict[str, Any]] = {}
@@ -291,7 +331,7 @@ class LogReader:
         stmt = (
             sa.select(fb, q.c.question, q.c.faq_id)
             .select_from(fb.join(q, fb.c.query_id == q.c.id))
-            .where(*self._between(fb.c.created_at, since, until))
+            .where(*self._between(fb.c.created_at, since, until), q.c.internal == sa.false())
             .order_by(fb.c.created_at.desc(), fb.c.id.desc())
             .offset(offset)
             .limit(limit)
@@ -312,6 +352,18 @@ class LogReader:
             row["normalized"] = mask(row["normalized"])
             row["candidates"] = json.loads(row["candidates"])
         return rows
+
+    def _period(
+        self, since: datetime | None, until: datetime | None, internal: bool | None = False
+    ) -> list[sa.ColumnElement[bool]]:
+        """The questions of [since, until): visitors' (``internal=False``), internal
+        traffic's (True) or all (None)."""
+        q = self._t.queries
+        where = self._between(q.c.created_at, since, until)
+        if internal is not None:
+            # Compared with "=", which every backend's index serves ("IS" is not).
+            where.append(q.c.internal == (sa.true() if internal else sa.false()))
+        return where
 
     @staticmethod
     def _between(

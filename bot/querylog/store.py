@@ -215,12 +215,14 @@ class QueryLog(LogReader, CurationRecords):
         latency_ms: float | None = None,
         created_at: datetime | None = None,
         from_query_id: int | None = None,
+        internal: bool = False,
     ) -> int:
         """Record one question and its reply; return the new query's id at once.
 
         ``candidates`` are the engine's top candidates (``{"id", "score", ...}``);
         the first five ids and scores are kept. ``session`` is stored hashed.
         ``from_query_id`` is the reply whose chip led to this question, as sent.
+        ``internal`` marks test or monitoring traffic, which the reads leave out.
         """
         if reply_type not in REPLY_TYPES:
             raise QueryLogError(
@@ -239,6 +241,7 @@ class QueryLog(LogReader, CurationRecords):
             "session": session_hash(session),
             "latency_ms": finite(latency_ms),
             "from_query_id": from_query_id,
+            "internal": bool(internal),
         }
         self._submit("queries", row)
         return query_id
@@ -340,7 +343,8 @@ class QueryLog(LogReader, CurationRecords):
         self._engine.dispose()
 
     def _insert(self, rows: Sequence[Row]) -> None:
-        queries = [row for table, row in rows if table == "queries"]
+        # A row an outbox kept from before migration 4 has no "internal": a visitor's.
+        queries = [{"internal": False, **row} for table, row in rows if table == "queries"]
         feedback = [row for table, row in rows if table == "feedback"]
         with self._writing() as conn:
             if self._migrate_first:

@@ -34,6 +34,7 @@ from bot.reload import bank_version
 from bot.web.errors import LOG_UNAVAILABLE, WebError
 from bot.web.openapi import openapi_document
 from bot.web.service import Service, get_service
+from bot.web.traffic import is_internal
 
 __all__ = ["JSON_MAX_DEPTH", "StrictJSONProvider", "init_app", "strict_loads"]
 
@@ -258,6 +259,7 @@ def ask() -> Response:
         session=session,
         latency_ms=latency_ms,
         from_query_id=from_query_id,
+        internal=is_internal(),
     )
     # A string: the ids use 63 bits and JavaScript numbers hold 53 exactly.
     result["query_id"] = str(query_id)

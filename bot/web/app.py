@@ -1,7 +1,8 @@
 """The app factory: settings, the engine and query log, then each part of the web service.
 
 The parts, each with its own ``init_app``: :mod:`bot.web.service` (the engine
-and query log requests read), :mod:`bot.web.api` (the JSON API),
+and query log requests read), :mod:`bot.web.traffic` (which requests are
+internal traffic), :mod:`bot.web.api` (the JSON API),
 :mod:`bot.web.reload` (hot reload), :mod:`bot.web.admin` (the analyst
 console), :mod:`bot.web.widget` (the widget's files), :mod:`bot.web.errors`
 (the one error path) and :mod:`bot.web.headers` (security headers, CORS).
@@ -24,7 +25,7 @@ from bot.config import load_settings
 from bot.match.engine import Bot
 from bot.querylog import QueryLog
 from bot.reload import published_bot, shared_banks
-from bot.web import admin, api, errors, headers, reload, service, widget
+from bot.web import admin, api, errors, headers, reload, service, traffic, widget
 from bot.web.service import Service
 
 __all__ = ["create_app"]
@@ -98,6 +99,7 @@ def create_app(
     )
     app.extensions["xiaocheng_limiter"] = limiter
 
+    traffic.init_app(app)
     api.init_app(app, limiter)
     reload.init_app(app)  # after the Service is stored: it notes the bank version served now
     admin.init_app(app)

@@ -2,9 +2,10 @@
 query string, and how the pages show a moment.
 
 ``from`` and ``to`` are both included (default: the last 30 days); ``type`` is
-a reply type or empty for all; ``text`` a piece of the question to search for
-and ``session`` one visitor session (the question list). A bad value is
-replaced and explained.
+a reply type or empty for all; ``text`` a piece of the question to search for,
+``session`` one visitor session and ``traffic`` whose questions (``internal``
+or ``all``; default: visitors' only) the question list and its export show.
+A bad value is replaced and explained.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from flask import current_app, request
 from bot.config import CHINA_TIME
 from bot.querylog import REPLY_TYPES
 
-__all__ = ["Filters", "current_filters", "parse_filters", "today", "when"]
+__all__ = ["TRAFFIC", "Filters", "current_filters", "parse_filters", "today", "when"]
 
 _DEFAULT_DAYS = 30
 _MAX_TEXT = 100
 _SESSION = re.compile(r"[0-9a-f]{1,64}")
+#: The question list's traffic choices: visitors only (the default), internal, all.
+TRAFFIC = {"": "访客提问", "internal": "仅内部流量", "all": "全部（含内部流量）"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,12 @@ class Filters:
     errors: tuple[str, ...] = ()
     text: str = ""  # questions containing this (the question list's search)
     session: str = ""  # one visitor session (hashed), read as a conversation
+    traffic: str = ""  # "" visitors only, "internal" internal traffic only, "all"
+
+    @property
+    def internal(self) -> bool | None:
+        """The query log's ``internal`` argument for :attr:`traffic`."""
+        return {"internal": True, "all": None}.get(self.traffic, False)
 
     @property
     def since(self) -> datetime:
@@ -63,6 +72,8 @@ class Filters:
             args["text"] = self.text
         if self.session:
             args["session"] = self.session
+        if self.traffic:
+            args["traffic"] = self.traffic
         args.update({k: v for k, v in extra.items() if v is not None})
         return args
 
@@ -100,7 +111,11 @@ def parse_filters(
     if session and not _SESSION.fullmatch(session):
         errors.append("会话编号无效，已显示全部会话。")
         session = ""
-    return Filters(start, end, reply_type, tuple(errors), text, session)
+    traffic = args.get("traffic", "")
+    if traffic not in TRAFFIC:
+        errors.append("流量范围无效，已只显示访客提问。")
+        traffic = ""
+    return Filters(start, end, reply_type, tuple(errors), text, session, traffic)
 
 
 def _date_arg(args: Mapping[str, str], name: str, label: str, errors: list[str]) -> date | None:

@@ -39,7 +39,7 @@ from bot.reload import bank_version
 from bot.web import errors
 from bot.web.admin import charts as admin_charts
 from bot.web.admin.auth import csrf_token, logged_in
-from bot.web.admin.filters import current_filters, when
+from bot.web.admin.filters import TRAFFIC, current_filters, when
 from bot.web.reload import reload_bank
 from bot.web.service import get_service
 
@@ -113,6 +113,7 @@ def template_globals() -> dict[str, Any]:
         "csrf_token": csrf_token,
         "asset_url": asset_url,
         "type_names": TYPE_NAMES,
+        "traffic_names": TRAFFIC,
     }
 
 
@@ -260,12 +261,15 @@ def queries() -> str:
     size = max(1, int(current_app.config["ADMIN_PAGE_SIZE"]))
     # A session is read as a conversation, oldest first; otherwise newest first.
     text, session = f.text or None, f.session or None
-    total = log.count(f.since, f.until, types=f.types, text=text, session=session)
+    total = log.count(
+        f.since, f.until, types=f.types, text=text, session=session, internal=f.internal
+    )
     pages = max(1, math.ceil(total / size))
     page = min(_page_arg(), pages)
     rows = log.queries(
         f.since, f.until, types=f.types, text=text, session=session, limit=size,
-        offset=(page - 1) * size, oldest_first=session is not None,
+        offset=(page - 1) * size, oldest_first=session is not None, internal=f.internal,
+        brief=True,
     )  # fmt: skip
     for row in rows:
         row["faq_question"] = faq_question(bot, row["faq_id"])
