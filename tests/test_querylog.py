@@ -7,6 +7,7 @@ afterwards; if that server is not reachable they fail, they do not skip.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import sqlite3
@@ -657,3 +658,27 @@ def test_curation_decisions_are_kept_newest_first(store: QueryLog) -> None:
     assert [r["id"] for r in store.curation(actions=("accept",))] == [first]
     with pytest.raises(ValueError, match="unknown curation action 'delete'"):
         store.record_curation("delete", "x", who="console")
+
+
+def test_a_connection_that_cannot_be_reset_is_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.querylog.schema import open_engine
+
+    engine = open_engine("postgresql+psycopg://127.0.0.1:5432/test", 1000)
+    try:
+        logger = engine.pool.logger
+        with caplog.at_level(logging.WARNING, logger=logger.name):
+            try:
+                raise RuntimeError("terminating connection due to administrator command\nmore")
+            except RuntimeError:
+                logger.error("Exception during reset or similar", exc_info=True)
+        (record,) = caplog.records
+        assert record.levelname == "WARNING" and record.exc_info is None
+        assert record.getMessage() == (
+            "query log: dropped a database connection that could not be reset "
+            "(terminating connection due to administrator command)"
+        )
+        assert "Traceback" not in caplog.text
+    finally:
+        engine.dispose()

@@ -15,6 +15,7 @@ Times are stored as naive UTC on every backend and read back as aware UTC.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -233,7 +234,9 @@ def open_engine(url: str, busy_timeout_ms: int, *, pooled: bool = True) -> sa.En
         sa_url = sa_url.update_query_dict({"connect_timeout": str(_PG_CONNECT_TIMEOUT_S)})
     pool: dict[str, Any] = {} if pooled else {"poolclass": sa.pool.NullPool}
     if sa_url.get_backend_name() != "sqlite":
-        return sa.create_engine(sa_url, pool_pre_ping=True, **pool)
+        engine = sa.create_engine(sa_url, pool_pre_ping=True, **pool)
+        _one_line_reset_errors(engine.pool.logger)
+        return engine
     database = sa_url.database or ""
     if database in ("", ":memory:") or database.startswith("file:"):
         raise QueryLogError(
@@ -261,3 +264,26 @@ def open_engine(url: str, busy_timeout_ms: int, *, pooled: bool = True) -> sa.En
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+class _ResetErrorLine(logging.Filter):
+    """SQLAlchemy's pool logs a traceback when it cannot reset a connection the
+    server has closed (an outage, a terminated backend); it then drops that
+    connection, as it should. The log gets one line saying so instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Exception during reset"):
+            exc = record.exc_info[1]
+            first = str(exc).splitlines()[0] if exc is not None and str(exc) else repr(exc)
+            record.msg = "query log: dropped a database connection that could not be reset (%s)"
+            record.args = (first,)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _one_line_reset_errors(logger: Any) -> None:
+    if isinstance(logger, logging.Logger) and not any(
+        isinstance(f, _ResetErrorLine) for f in logger.filters
+    ):
+        logger.addFilter(_ResetErrorLine())
