@@ -9,8 +9,10 @@ Its inputs (:class:`Evidence`) are the best raw score, its margin over the
 next FAQ, how much of the question the best FAQ's wording covers (and by
 how much more than the next FAQ's), the share of the question's words the
 bank has never seen (a longer word built on a bank word, 非常感谢 on 感谢,
-counts as seen), and how many of the best-matching wordings belong to
-the best FAQ. Coverage and unknown words tell a question about another
+counts as seen), how many of the best-matching wordings belong to
+the best FAQ, and the topic model's score of the best FAQ and its margin over
+any other FAQ (bot/match/topics.py; that score, weighted, is also part of the
+raw mix). Coverage and unknown words tell a question about another
 subject (社保, 驾照) from a loosely worded one; votes tell a question close
 to one FAQ's many wordings from one that grazes a single alternate.
 """
@@ -165,7 +167,8 @@ class Matcher:
             return lambda pos: (0.0, 0.0)
         s = model.scores(*vector)
         first = int(s.argmax())
-        top, runner_up = float(s[first]), float(max(np.delete(s, first), default=s[first]))
+        top = float(s[first])
+        runner_up = float(np.partition(s, -2)[-2]) if len(s) > 1 else top
 
         def of(pos: int) -> tuple[float, float]:
             own = float(s[pos])
