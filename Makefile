@@ -21,10 +21,11 @@ serve:
 	XIAOCHENG_BIND=$(HOST_PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 # Install everything the tests need (Chromium, PostgreSQL up, dev packages, axe-core),
-# lint and type-check, and run the whole suite, browser tests included.
+# lint and type-check, and run the whole suite, browser tests included, in two
+# processes (pytest-xdist; a file's tests stay in one process, so its fixtures are shared).
 test:
 	./scripts/test-deps.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
