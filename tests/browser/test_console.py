@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_audit import run_axe
 from playwright.sync_api import Page, expect
 from werkzeug.security import generate_password_hash
 
@@ -132,23 +133,6 @@ SVG_TEXT_UNDECIDED = {
     "Fix any of the following:\n  Element content is too short to determine if it is "
     "actual text content",
 }
-
-
-def run_axe(page: Page) -> dict:
-    """axe's violations and undecided results; contrast checks axe leaves undecided for
-    chart text are set aside in ``chart_text`` (the nodes' text and colours)."""
-    return page.evaluate(
-        """async () => {
-            const r = await axe.run(document, {
-                resultTypes: ['violations', 'incomplete'], elementRef: true});
-            const node = n => ({target: n.target, summary: n.failureSummary,
-                                inChart: !!n.element.closest('svg.chart')});
-            const brief = list => list.map(v => ({
-                id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(node)}));
-            return {violations: brief(r.violations), incomplete: brief(r.incomplete),
-                    passes: r.passes.length};
-        }"""
-    )
 
 
 def undecided(result: dict) -> list:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from axe_audit import run_axe
 from gunicorn_server import gunicorn
 from openpyxl import load_workbook
 from playwright.sync_api import Page, expect
@@ -100,19 +101,6 @@ def login(page: Page, server: Server, path: str = "/admin/faqs") -> None:
     page.get_by_label("后台密码").fill(PASSWORD)
     page.get_by_role("button", name="登录").click()
     expect(page).to_have_url(server.url + path)
-
-
-def run_axe(page: Page) -> dict:
-    return page.evaluate(
-        """async () => {
-            const r = await axe.run(document, {resultTypes: ['violations', 'incomplete']});
-            const brief = list => list.map(v => ({
-                id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.map(n => ({target: n.target, summary: n.failureSummary}))}));
-            return {violations: brief(r.violations), incomplete: brief(r.incomplete),
-                    passes: r.passes.length};
-        }"""
-    )
 
 
 def assert_axe_clean(page: Page, name: str, results: dict[str, dict]) -> None:
