@@ -96,19 +96,22 @@ def _top1(scored: list[_Scored], n_groups: int) -> float:
     return sum(shares) / n_groups
 
 
-def _topic_weight(bot: Bot, groups: list[list[Labelled]]) -> float:
-    if bot.index.topics is None:
-        return 0.0
+def _topic_weight(bot: Bot, groups: list[list[Labelled]]) -> tuple[float, list[_Scored]]:
+    """The topic weight with the best top-1 on ``groups``, and the questions scored with it."""
     start = bot.matcher.config
-    best, best_top1 = 0.0, -1.0
+    weights = TOPIC_WEIGHTS if bot.index.topics is not None else (0.0,)
+    best: tuple[float, list[_Scored]] | None = None
+    best_top1 = -1.0
     try:
-        for w in TOPIC_WEIGHTS:
+        for w in weights:
             bot.matcher.config = replace(start, topic_weight=w)
-            top1 = _top1(_score(bot, groups), len(groups))
+            scored = _score(bot, groups)
+            top1 = _top1(scored, len(groups))
             if top1 > best_top1 + 1e-9:
-                best, best_top1 = w, top1
+                best, best_top1 = (w, scored), top1
     finally:
         bot.matcher.config = start
+    assert best is not None
     return best
 
 
@@ -120,13 +123,7 @@ def fit_thresholds(bot: Bot, sets: list[FitSet], *, wrong_cost: float = 4.0) -> 
     groups = [s.items for s in sets]
     if not groups:
         raise ValueError("no labelled questions to fit on")
-    topic_weight = _topic_weight(bot, groups)
-    start = bot.matcher.config
-    bot.matcher.config = replace(start, topic_weight=topic_weight)
-    try:
-        scored = _score(bot, groups)
-    finally:
-        bot.matcher.config = start
+    topic_weight, scored = _topic_weight(bot, groups)
     x = np.array([s.evidence for s in scored])
     y = np.array([s.right for s in scored], dtype=int)
     if len(set(y.tolist())) < 2:
