@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from bot.match.remit import N_BUCKETS, Remit, buckets
+import pytest
+
+from bot import Bot
+from bot.match.remit import N_BUCKETS, REMIT_FILE, Remit, buckets
+from bot.quality.remit_fit import MESSAGE_WEIGHTS, ROUTED_IN_COST, THRESHOLDS, choose
 
 INSIDE = ["违章建筑怎么举报", "夜间施工噪音扰民", "占道经营摆摊", "油烟扰民找谁", "乱倒建筑垃圾"]
 OUTSIDE = ["社保怎么补缴", "公积金提取条件", "驾驶证扣分查询", "医保报销比例", "户口迁移手续"]
@@ -42,3 +47,47 @@ def test_buckets_of_odd_text() -> None:
     assert buckets("") == {}
     assert buckets("🙂🙂") == {}
     assert all(0 <= b < N_BUCKETS for b in buckets("城" * 10_000 + "abc"))
+
+
+def test_weights_decide_a_text_found_in_both_classes() -> None:
+    both = "菜市场门口"
+    inside, outside = [*INSIDE * 3, both], [*OUTSIDE * 3, both]
+    n_in, n = len(inside), len(inside) + len(outside)
+    inside_heavy = [20.0 if i == n_in - 1 else 1.0 for i in range(n)]
+    outside_heavy = [20.0 if i == n - 1 else 1.0 for i in range(n)]
+    assert Remit.fit(inside, outside, c=10.0, weights=inside_heavy).outside(both) < 0.5
+    assert Remit.fit(inside, outside, c=10.0, weights=outside_heavy).outside(both) > 0.5
+    with pytest.raises(ValueError, match="weights"):
+        Remit.fit(inside, outside, weights=[1.0])
+
+
+def test_threshold_is_saved_and_loaded(tmp_path: Path) -> None:
+    model = Remit.fit(INSIDE, OUTSIDE, c=10.0, threshold=0.65)
+    model.save(tmp_path / "remit.json")
+    assert Remit.load(tmp_path / "remit.json").threshold == 0.65
+
+
+def test_choose_trades_routed_messages_by_the_stated_rule() -> None:
+    wordings = [*INSIDE * 4]
+    messages = [(t, False) for t in OUTSIDE * 4] + [(t, True) for t in INSIDE * 2]
+    weight, threshold, curve = choose(wordings, messages, c=10.0)
+    assert weight in MESSAGE_WEIGHTS and threshold in THRESHOLDS
+    assert set(curve) == {(w, t) for w in MESSAGE_WEIGHTS for t in THRESHOLDS}
+    score = {k: r_out - ROUTED_IN_COST * r_in for k, (r_in, r_out) in curve.items()}
+    assert score[(weight, threshold)] == max(score.values())
+
+
+def test_the_bot_reads_a_message_without_its_places(tmp_path: Path) -> None:
+    """Places only ever seen in other agencies' messages do not send ours away."""
+    faq = tmp_path / "faq"
+    shutil.copytree(Path(__file__).parent / "data" / "mini_faq", faq)
+    places = ["洛阳市育才路", "沈阳市和平区", "洛阳市西工区", "沈阳市皇姑区"]
+    outside = [f"{p}{t}" for p in places for t in OUTSIDE]
+    Remit.fit(INSIDE * 4, outside, c=10.0, threshold=0.5).save(faq / REMIT_FILE)
+    bot = Bot.load(faq, cache_dir=tmp_path / "jieba")
+    message = "洛阳市育才路富源小区门口有人摆地摊"
+    assert bot.remit is not None and bot.remit.outside(message) >= 0.5  # raw text: routed
+    assert not bot.is_outside(message, bot.pipeline.prepare(message))
+    assert bot.ask(message).faq_id == "vendor-report"
+    other = "洛阳市育才路社保怎么补缴"
+    assert bot.is_outside(other, bot.pipeline.prepare(other))

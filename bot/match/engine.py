@@ -89,7 +89,8 @@ class Bot:
         # Whether a message is for another agency: the learned model when there is
         # one (faq/remit.json), else the keywords of faq/outside.yaml.
         self.remit = remit if remit is not None and remit.fitted else None
-        self.remit_outside = float(bank.thresholds.get("remit_outside", 0.9))
+        threshold = self.remit.threshold if self.remit is not None else 0.9
+        self.remit_outside = float(bank.thresholds.get("remit_outside", threshold))
         self.remit_keyword = float(bank.thresholds.get("remit_keyword", 0.0))
         self.pipeline = pipeline
         self.index = index
@@ -194,7 +195,7 @@ class Bot:
         keyword = self.hints.outside_topic(p) is not None
         if self.remit is None:
             return keyword
-        prob = self.remit.outside(q)
+        prob = self.remit.outside(p.text)  # read as it was fitted: without places and frames
         return prob >= self.remit_outside or (keyword and prob >= self.remit_keyword)
 
     def answer(self, faq_id: str, q: str = "") -> Reply | None:

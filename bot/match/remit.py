@@ -7,9 +7,16 @@ in a logistic regression: ``outside(text)`` is the probability that the
 message belongs to another agency. ``faq/outside.yaml`` keeps its job of
 naming *where* to send the visitor; this model decides *whether* to.
 
-It is fitted (``python -m bot.quality.remit_fit``) on the bank's own
-wordings and the in-remit real messages of the development set's fit half
-(in the remit), and its other-agency messages (outside). The messages live
+It reads the text as the text pipeline leaves it (``Prepared.text``: the
+clerk has taken out places, names and request frames), so that a street
+name does not make a message look like one for another agency: the bank's
+wordings have none and the board's messages all do. It is fitted
+(``python -m bot.quality.remit_fit``) on the bank's own wordings and the
+in-remit real messages of the development set's fit half (in the remit,
+the messages weighted up so that a few hundred count against thousands of
+wordings), and its other-agency messages (outside); the weight and the
+probability from which a message is routed away (``threshold``) are chosen
+by cross-validation on that half. The messages live
 beside the project and must not be shipped, so the fitted model is saved
 as ``faq/remit.json``: an intercept and the non-zero weights of hashed
 buckets (an L1 penalty keeps few of them). A bucket is a number, never
@@ -51,9 +58,15 @@ def buckets(text: str) -> dict[int, float]:
 class Remit:
     """The fitted out-of-remit model: intercept plus sparse bucket weights."""
 
-    def __init__(self, intercept: float = -50.0, weights: dict[int, float] | None = None) -> None:
+    def __init__(
+        self,
+        intercept: float = -50.0,
+        weights: dict[int, float] | None = None,
+        threshold: float = 0.9,
+    ) -> None:
         self.intercept = intercept
         self.weights = dict(weights or {})
+        self.threshold = threshold  # route away from this probability on
 
     @property
     def fitted(self) -> bool:
@@ -67,8 +80,20 @@ class Remit:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     @classmethod
-    def fit(cls, inside: Iterable[str], outside: Iterable[str], *, c: float = 4.0) -> Remit:
-        """Fit on texts in the remit and texts for other agencies (classes balanced)."""
+    def fit(
+        cls,
+        inside: Iterable[str],
+        outside: Iterable[str],
+        *,
+        c: float = 4.0,
+        weights: Iterable[float] | None = None,
+        threshold: float = 0.9,
+    ) -> Remit:
+        """Fit on texts in the remit and texts for other agencies.
+
+        ``weights`` (one per text, inside then outside; default 1) weigh the
+        texts within their class; the two classes weigh the same in all.
+        """
         import numpy as np
         import scipy.sparse as sp
         from sklearn.linear_model import LogisticRegression
@@ -77,6 +102,13 @@ class Remit:
         n_in = len(texts)
         texts += [*outside]
         y = np.array([0] * n_in + [1] * (len(texts) - n_in))
+        w = np.ones(len(texts)) if weights is None else np.array([*weights], dtype=float)
+        if len(w) != len(texts):
+            raise ValueError(f"{len(w)} weights for {len(texts)} texts")
+        for label in (0, 1):
+            mine = y == label
+            if w[mine].sum() > 0:
+                w[mine] *= len(y) / (2 * w[mine].sum())
         rows, cols, vals = [], [], []
         for r, t in enumerate(texts):
             for b, v in buckets(t).items():
@@ -84,12 +116,13 @@ class Remit:
                 cols.append(b)
                 vals.append(v)
         x = sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), N_BUCKETS))
-        model = LogisticRegression(
-            l1_ratio=1.0, solver="liblinear", C=c, class_weight="balanced", max_iter=2000
-        ).fit(x, y)
+        model = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=c, max_iter=5000)
+        model.fit(x, y, sample_weight=w)
         coef = model.coef_[0]
-        weights = {int(b): round(float(coef[b]), 4) for b in np.flatnonzero(coef)}
-        return cls(round(float(model.intercept_[0]), 4), {b: w for b, w in weights.items() if w})
+        kept = {int(b): round(float(coef[b]), 4) for b in np.flatnonzero(coef)}
+        return cls(
+            round(float(model.intercept_[0]), 4), {b: v for b, v in kept.items() if v}, threshold
+        )
 
     def save(self, path: str | os.PathLike[str]) -> None:
         data = {
@@ -97,6 +130,7 @@ class Remit:
             "hashed character 1-3-gram buckets, no text",
             "n_buckets": N_BUCKETS,
             "intercept": self.intercept,
+            "threshold": self.threshold,
             "weights": {str(b): w for b, w in sorted(self.weights.items())},
         }
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=0) + "\n", "utf-8")
@@ -109,6 +143,6 @@ class Remit:
             if data.get("n_buckets") != N_BUCKETS:
                 return cls()
             weights = {int(b): float(w) for b, w in data["weights"].items()}
-            return cls(float(data["intercept"]), weights)
+            return cls(float(data["intercept"]), weights, float(data.get("threshold", 0.9)))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return cls()
