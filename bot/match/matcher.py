@@ -63,6 +63,10 @@ class MatcherConfig:
     clarify_message: float = -1.0
     clarify_window: float = 0.12  # raw distance from the best within which FAQs are offered
     max_choices: int = 3
+    # Raw distance under which the best two FAQs are a tie: offered, not answered, however
+    # short the question (罚款: 罚款怎么交 0.614, 逾期滞纳金 0.608). 0.01 is the widest window
+    # that turned no right answer of either development set's fit half into a clarify.
+    tie_window: float = 0.01
     outside_override: float = 0.9  # raw score that wins over an out-of-remit keyword
 
     @classmethod
@@ -234,7 +238,7 @@ class Matcher:
         return _sigmoid(c.bias + sum(k * v for k, v in zip(coefs, ev.vector(), strict=True)))
 
     def decide(self, p: Prepared, cands: list[Candidate], *, outside: bool = False) -> Decision:
-        """Answer when the best is good and clearly ahead; clarify when close; else fall back."""
+        """Answer when the best is good and not tied; clarify when close; else fall back."""
         c = self.config
         if not cands:
             return Decision("fallback", 0.0)
@@ -242,7 +246,8 @@ class Matcher:
         score = self.calibrate(self.evidence(p, cands))
         if outside and best.raw < c.outside_override:
             return Decision("fallback", score, cands)
-        if score >= c.answer:
+        tied = len(cands) > 1 and best.raw - cands[1].raw < c.tie_window
+        if score >= c.answer and not tied:
             return Decision("answer", score, cands)
         clarify = c.clarify_message if p.message and c.clarify_message >= 0 else c.clarify
         if score >= min(clarify, c.answer):
