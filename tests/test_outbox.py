@@ -90,6 +90,42 @@ def test_rows_of_a_killed_process_are_shipped_by_the_next(
     assert list(folder.glob("outbox-*")) == []
 
 
+ODD_TEXTS = ['制表\t换行\n引号"反斜杠\\', "孤立代理\ud800字", "🙂" * 50, "\x00\x1b[31m"]
+
+
+def _log_odd_and_die(url: str, folder: Path, ready: object) -> None:
+    store = QueryLog(url, outbox=folder, busy_timeout_ms=50, migrate=False)
+    for text in ODD_TEXTS:
+        store.log_query(text, reply_type="fallback", candidates=[{"id": "甲\ud800", "score": 0.5}])
+    ready.set()  # type: ignore[attr-defined]
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_odd_text_survives_the_journal_of_a_killed_process(
+    url: str, folder: Path, opened: list[QueryLog]
+) -> None:
+    """The journal keeps every character a database can hold: a lone surrogate
+    becomes ?, NUL goes (PostgreSQL refuses it); nothing holds the rows up."""
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    conn = lock(url)
+    child = context.Process(target=_log_odd_and_die, args=(url, folder, ready))
+    child.start()
+    child.join(60)
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert child.exitcode == -signal.SIGKILL and ready.is_set()
+    open_store(opened, url, folder).close()
+    stored = QueryLog(url)
+    try:
+        rows = stored.queries(limit=10)
+    finally:
+        stored.close()
+    stored_texts = ['制表\t换行\n引号"反斜杠\\', "孤立代理?字", "🙂" * 50, "\x1b[31m"]
+    assert sorted(r["question"] for r in rows) == sorted(stored_texts)
+    assert all(r["candidates"] == [{"id": "甲?", "score": 0.5}] for r in rows)
+
+
 def test_a_row_shipped_twice_is_stored_once(url: str, folder: Path, opened: list[QueryLog]) -> None:
     store = open_store(opened, url, folder)
     query_id = store.log_query("占道经营怎么处理", reply_type="answer")

@@ -11,12 +11,13 @@ in the queue.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 __all__ = ["Ids", "candidates_json", "finite", "session_hash"]
 
@@ -41,6 +42,14 @@ class Ids:
             return self._next
 
 
+def storable(text: str) -> str:
+    """``text`` as every database and the outbox's JSON can hold it: a lone surrogate
+    (which a JSON body can carry) becomes ``?``, NUL (which PostgreSQL refuses) goes."""
+    if text.isascii():
+        return text.replace("\x00", "")
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
+
+
 def finite(value: float | None) -> float | None:
     """``value`` as a float, or None for None, NaN and infinities."""
     return None if value is None or not math.isfinite(value) else float(value)
@@ -62,6 +71,9 @@ def candidates_json(candidates: Iterable[Mapping[str, Any]]) -> str:
             break
         score = finite(candidate.get("score"))
         top.append(
-            {"id": str(candidate["id"]), "score": None if score is None else round(score, 4)}
+            {
+                "id": storable(str(candidate["id"])),
+                "score": None if score is None else round(score, 4),
+            }
         )
-    return json.dumps(top, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(top).decode()  # compact, as json.dumps with (",", ":"), faster

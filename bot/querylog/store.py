@@ -50,7 +50,7 @@ from bot.errors import QueryLogError, QueryLogUnavailable, UnknownQuery
 from bot.querylog import outbox as outboxes
 from bot.querylog.curation import CurationRecords
 from bot.querylog.masking import mask
-from bot.querylog.rows import Ids, candidates_json, finite, session_hash
+from bot.querylog.rows import Ids, candidates_json, finite, session_hash, storable
 from bot.querylog.schema import (
     FEEDBACK_REASONS,
     REPLY_TYPES,
@@ -235,7 +235,7 @@ class QueryLog(LogReader, CurationRecords):
             "question": self._clean(question),
             "normalized": self._clean(normalized),
             "reply_type": reply_type,
-            "faq_id": faq_id,
+            "faq_id": None if faq_id is None else storable(faq_id),
             "score": finite(score),
             "candidates": candidates_json(candidates),
             "session": session_hash(session),
@@ -293,7 +293,7 @@ class QueryLog(LogReader, CurationRecords):
     def _clean(self, text: str) -> str:
         # Mask before capping, so the cap cannot cut a number in two and hide it;
         # a first coarse cut bounds the work on absurdly long input.
-        return mask(text[: self._max_chars * 4])[: self._max_chars]
+        return storable(mask(text[: self._max_chars * 4])[: self._max_chars])
 
     def _known(self, query_id: int) -> bool:
         """Whether ``query_id`` is queued here, in an outbox of the folder or in the
