@@ -10,7 +10,11 @@ Flask app that answers the same request. After a warm-up, each round runs
 wrk for a fixed time against 智能小城 and then against the baseline, posting
 a rotating set of questions (bench/ask.lua); the script prints every round,
 the medians over the rounds (the machine is shared, so single runs move) and
-the ratio to the baseline. Then it checks the query log after gunicorn has
+the ratio to the baseline. With ``--queue`` each round also drives
+bench/queue_app.py, the same app with the query log's in-memory queue instead of
+its durable outbox, on its own instance folder, and prints what the durable log
+costs (ours / queue, throughput and p99; every other round the queue app runs
+first). Then it checks the query log after gunicorn has
 shut down (its workers write their queued rows as they exit): one row per
 answered request, counted exactly for a final sequential phase.
 
@@ -168,6 +172,7 @@ class Round:
 
     ours: WrkResult
     baseline: WrkResult | None
+    queue: WrkResult | None
     server_cpu_s: float
     wrk_cpu_s: float
 
@@ -182,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: its config)")
     parser.add_argument("--worker-class", help="override the gunicorn worker class")
     parser.add_argument("--no-baseline", action="store_true", help="skip the minimal Flask app")
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="also drive the app with the in-memory queue log (bench/queue_app.py) in turns",
+    )
     parser.add_argument("--exact", type=int, default=500, help="sequential asks to count exactly")
     parser.add_argument("--keep", action="store_true", help="keep the temporary instance folder")
     args = parser.parse_args(argv)
@@ -189,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
 
     instance = Path(tempfile.mkdtemp(prefix="xiaocheng-bench-"))
-    port, base_port = free_port(), free_port()
+    port, base_port, queue_port = free_port(), free_port(), free_port()
     database_url = f"sqlite:///{instance / 'querylog.db'}"
     env = {
         **os.environ,
@@ -207,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     wrk = {"connections": args.connections, "threads": args.threads}
     load_before = os.getloadavg()[0]
     proc = _start(gunicorn, env, port)
-    base = None
+    base = queue = None
+    queue_instance = Path(tempfile.mkdtemp(prefix="xiaocheng-bench-queue-"))
     rounds: list[Round] = []
     try:
         if not args.no_baseline:
@@ -218,22 +229,41 @@ def main(argv: list[str] | None = None) -> int:
             }
             base = _start([*gunicorn, "baseline_app:app"], base_env, base_port)
             _wrk(base_port, duration=args.warmup, **wrk)
+        if args.queue:
+            queue_env = {
+                **env,
+                "XIAOCHENG_BIND": f"127.0.0.1:{queue_port}",
+                "XIAOCHENG_INSTANCE_PATH": str(queue_instance),
+                "XIAOCHENG_DATABASE_URL": f"sqlite:///{queue_instance / 'querylog.db'}",
+                "PYTHONPATH": os.pathsep.join([str(LUA.parent), str(REPO)]),
+            }
+            queue = _start([*gunicorn, "queue_app:app"], queue_env, queue_port)
+            _wrk(queue_port, duration=args.warmup, **wrk)
         warm = _wrk(port, duration=args.warmup, **wrk)
-        for _ in range(args.rounds):
+        for i in range(args.rounds):
+            # Every other round the queue app goes first: a trend of the machine's
+            # load then favours neither side.
+            queued = None
+            if queue is not None and i % 2:
+                queued = _wrk(queue_port, duration=args.duration, **wrk)
             server_cpu, wrk_cpu = _cpu_seconds(proc.pid), _children_cpu_seconds()
             ours = _wrk(port, duration=args.duration, **wrk)
             server_cpu = _cpu_seconds(proc.pid) - server_cpu
             wrk_cpu = _children_cpu_seconds() - wrk_cpu
+            if queue is not None and not i % 2:
+                queued = _wrk(queue_port, duration=args.duration, **wrk)
             baseline = None if base is None else _wrk(base_port, duration=args.duration, **wrk)
-            rounds.append(Round(ours, baseline, server_cpu, wrk_cpu))
+            rounds.append(Round(ours, baseline, queued, server_cpu, wrk_cpu))
         load_during = os.getloadavg()[0]
         time.sleep(1)  # let requests that wrk abandoned at its deadline finish
         exact_since = datetime.now(UTC)
         exact_ok = _sequential_asks(port, args.exact)
     finally:
         _stop(proc)  # workers write their queued rows before they exit
-        if base is not None:
-            _stop(base)
+        for other in (base, queue):
+            if other is not None:
+                _stop(other)
+        shutil.rmtree(queue_instance, ignore_errors=True)
     wrk_rows, exact_rows = _count_rows(database_url, exact_since)
 
     print(
@@ -241,14 +271,15 @@ def main(argv: list[str] | None = None) -> int:
         f"worker class: {args.worker_class or 'config default'}; "
         f"wrk: {args.connections} connections, {args.threads} threads; "
         f"{args.rounds} rounds of {args.duration} s"
-        + ("" if base is None else ", each followed by the same run against bench/baseline_app.py")
+        + ("" if queue is None else ", each followed by the same run against bench/queue_app.py")
+        + ("" if base is None else ", then against bench/baseline_app.py")
     )
     # Other work on the machine takes cores from both gunicorn and wrk.
     print(f"load average: {load_before:.2f} before, {load_during:.2f} at the end of the timed runs")
     cores = os.cpu_count() or 1
     print(
         "round  req/s   p50 ms  p99 ms  max ms  CPU ms/req (gunicorn+wrk)"
-        "  baseline req/s  p99 ms  ratio"
+        "  baseline req/s  p99 ms  ratio" + ("  queue req/s  p99 ms  ours/queue" if queue else "")
     )
     for i, r in enumerate(rounds, 1):
         o = r.ours
@@ -260,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         if r.baseline is not None:
             b = r.baseline
             line += f"  {b.rps:>14,.0f}  {b.p99_us / 1000:>6.1f}  {o.rps / b.rps:>5.2f}"
+        if r.queue is not None:
+            qr = r.queue
+            line += f"  {qr.rps:>11,.0f}  {qr.p99_us / 1000:>6.1f}  {o.rps / qr.rps:>10.2f}"
         print(line)
     rps = statistics.median(r.ours.rps for r in rounds)
     p99_ms = statistics.median(r.ours.p99_us for r in rounds) / 1000
@@ -279,6 +313,20 @@ def main(argv: list[str] | None = None) -> int:
             f"baseline (minimal Flask app): median {base_rps:,.0f} req/s; "
             f"ours / baseline {ratio:.2f}"
         )
+    if queue is not None:
+        pairs = [(r.ours, r.queue, r.baseline) for r in rounds if r.queue is not None]
+        q_rps = statistics.median(q.rps for _, q, _ in pairs)
+        q_p99 = statistics.median(q.p99_us for _, q, _ in pairs) / 1000
+        rps_ratio = statistics.median(o.rps / q.rps for o, q, _ in pairs)
+        p99_ratio = statistics.median(o.p99_us / q.p99_us for o, q, _ in pairs)
+        print(
+            f"in-memory queue log (bench/queue_app.py): median {q_rps:,.0f} req/s, "
+            f"p99 {q_p99:.1f} ms; durable / queue (medians of the rounds' ratios): "
+            f"throughput {rps_ratio:.3f}, p99 {p99_ratio:.3f}"
+        )
+        if base is not None:
+            q_base = statistics.median(q.rps / b.rps for _, q, b in pairs if b is not None)
+            print(f"queue / baseline: {q_base:.2f}")
     statuses: dict[int, int] = {}
     for r in rounds:
         for code, n in r.ours.statuses.items():
