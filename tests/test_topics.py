@@ -16,7 +16,7 @@ import yaml
 from bot import Bot
 from bot.match.index import Index
 from bot.match.topics import MAX_FAQS, PRUNE, TopicModel
-from bot.quality.fit import TOPIC_WEIGHTS
+from bot.quality.fit import TIE_WINDOWS, TOPIC_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,6 +126,7 @@ def test_fit_reads_both_kinds_of_set_and_reports_each(faq_dir: Path, tmp_path: P
         values
     )
     assert values["clarify"] <= values["answer"] and values["clarify_message"] <= values["answer"]
+    assert values["tie_window"] in (0.0, *TIE_WINDOWS)
     held_out = [line for line in out.stdout.splitlines() if line.startswith("held-out half of")]
     assert [line.split(" (")[0] for line in held_out] == [
         f"held-out half of {dev}",

@@ -64,8 +64,7 @@ class MatcherConfig:
     clarify_window: float = 0.12  # raw distance from the best within which FAQs are offered
     max_choices: int = 3
     # Raw distance under which the best two FAQs are a tie: offered, not answered, however
-    # short the question (罚款: 罚款怎么交 0.614, 逾期滞纳金 0.608). 0.01 is the widest window
-    # that turned no right answer of either development set's fit half into a clarify.
+    # short the question (罚款: 罚款怎么交 against 逾期滞纳金). Fitted (bot/quality/fit.py).
     tie_window: float = 0.01
     outside_override: float = 0.9  # raw score that wins over an out-of-remit keyword
 

@@ -21,7 +21,11 @@ Three steps, each on the fit halves only:
    lowest clarify threshold that offers choices to no more out-of-remit
    questions of any set than twice its cap: one for short questions, one
    for messages long enough for the clerk (``clarify_message``), whose
-   evidence is weaker (a complaint shares fewer words with any wording).
+   evidence is weaker (a complaint shares fewer words with any wording);
+4. the tie window: the widest of :data:`TIE_WINDOWS` under which at most
+   :data:`TIE_MAX_SHARE` of any set's questions, answered right, would become
+   a clarify (two FAQs closer than that are offered, however short the
+   question: 罚款).
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ import numpy as np
 from ..match.engine import Bot
 from .evaluate import FALLBACK, Labelled
 
-__all__ = ["FitSet", "fit_thresholds", "TOPIC_WEIGHTS", "COEFS"]
+__all__ = ["FitSet", "fit_thresholds", "TOPIC_WEIGHTS", "TIE_WINDOWS", "COEFS"]
 
 TOPIC_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+# Raw distances between the best two FAQs under which they count as tied (offered).
+TIE_WINDOWS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05)
+TIE_MAX_SHARE = 0.01
 COEFS = (
     "raw_coef",
     "margin_coef",
@@ -169,6 +176,17 @@ def fit_thresholds(bot: Bot, sets: list[FitSet], *, wrong_cost: float = 4.0) -> 
             if all(n <= 2 * cap_out for n, (_, _, cap_out) in zip(offered, caps, strict=True)):
                 clarify[messages] = float(t)
                 break
+    # The widest tie window that turns at most TIE_MAX_SHARE of any set's right answers
+    # into a clarify (near-exact ties do happen: those are coin flips, fine to offer).
+    margin = COEFS.index("margin_coef")
+    tie_window = 0.0
+    for w in TIE_WINDOWS:
+        turned = [0] * len(caps)
+        for p, a, s in zip(probs, answerable, scored, strict=True):
+            turned[s.group] += p >= best_answer and a and s.right and s.evidence[margin] < w
+        if any(n > TIE_MAX_SHARE * n_in for n, (n_in, _, _) in zip(turned, caps, strict=True)):
+            break
+        tie_window = w
     coefs = zip(COEFS, (float(v) for v in model.coef_[0]), strict=True)
     return {
         "bias": round(float(model.intercept_[0]), 4),
@@ -177,4 +195,5 @@ def fit_thresholds(bot: Bot, sets: list[FitSet], *, wrong_cost: float = 4.0) -> 
         "answer": round(best_answer, 2),
         "clarify": round(clarify[False], 2),
         "clarify_message": round(clarify[True], 2),
+        "tie_window": tie_window,
     }
