@@ -546,6 +546,35 @@ def test_keyset_pages_are_the_offset_pages(store: QueryLog) -> None:
     ]  # fmt: skip
 
 
+def test_export_rows_are_the_listing_in_batches_with_local_time_text(store: QueryLog) -> None:
+    """The export's stream: the rows queries() lists, newest first, the local time cut to
+    the second by the database as isoformat's first 19 characters are."""
+    late = datetime(2024, 3, 1, 15, 59, 59, 999_999, tzinfo=UTC)  # 23:59:59 in China
+    _log(store, "垃圾分类", faq_id="faq-a", score=0.91234, created_at=late)
+    _log(store, "电话 13812345678", reply_type="fallback", created_at=_day(2, 9))
+    for i in range(3):
+        _log(store, f"占道{i}", reply_type="clarify", score=0.4, created_at=_day(3, 9))
+    _log(store, "探测", created_at=_day(3, 10), internal=True)
+    store.flush()
+    batches = list(store.export_rows(batch=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    rows = [row for b in batches for row in b]
+    listed = store.queries(limit=None, brief=True)
+    assert [r[1] for r in rows] == [r["question"] for r in listed]
+    assert rows[-2:] == [
+        ("2024-03-02 09:00:00", "电话 [手机号]", "fallback", None, None),
+        ("2024-03-01 23:59:59", "垃圾分类", "answer", "faq-a", pytest.approx(0.91234)),
+    ]
+    assert [r[0] for r in rows] == [
+        r["created_at"].astimezone(_CST).isoformat(" ")[:19] for r in listed
+    ]
+    assert [r[1] for b in store.export_rows(_day(3, 0), types=["clarify"]) for r in b] == [
+        "占道2", "占道1", "占道0",
+    ]  # fmt: skip
+    assert [r[1] for b in store.export_rows(internal=True) for r in b] == ["探测"]
+    assert list(store.export_rows(_day(9, 0))) == []
+
+
 def test_internal_traffic_is_left_out_of_every_read(store: QueryLog) -> None:
     """A monitoring probe is in no figure, cluster or listing unless asked for."""
     visitor = _log(store, "垃圾分类", faq_id="faq-a", score=0.9, created_at=_day(1, 9))

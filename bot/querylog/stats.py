@@ -18,7 +18,7 @@ is left out of every figure and listing; :meth:`LogReader.queries` and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,8 @@ __all__ = ["LogReader"]
 
 # The columns of a listing's row (LogReader.queries with brief=True).
 _BRIEF = ("id", "created_at", "question", "reply_type", "faq_id", "score", "session", "internal")
+# Distinct questions an export remembers masked (then it starts afresh): bounded memory.
+_MASK_MEMO = 50_000
 
 
 class LogReader:
@@ -188,6 +190,52 @@ class LogReader:
         for row in rows:
             row["question"] = mask(row["question"])
         return rows
+
+    def export_rows(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        text: str | None = None,
+        session: str | None = None,
+        internal: bool | None = False,
+        batch: int = 2000,
+    ) -> Generator[list[tuple[str, str, str, str | None, float | None]], None, None]:
+        """The rows :meth:`queries` would list without a limit, newest first, as lists of
+        up to ``batch`` tuples ``(local time "YYYY-MM-DD HH:MM:SS", question masked,
+        reply_type, faq_id, score)``: the CSV export of a year.
+
+        One query read through a server-side cursor (PostgreSQL; SQLite steps its
+        statement as rows are fetched), so memory holds one batch whatever the range;
+        the database writes the local time, so no datetime is built per row. The
+        connection is held until the generator is exhausted or closed.
+        """
+        q = self._t.queries
+        where = self._listed(since, until, types, text, session, internal)
+        stmt = (
+            sa.select(
+                self._local_time_text(q.c.created_at), q.c.question, q.c.reply_type,
+                q.c.faq_id, q.c.score,
+            )
+            .where(*where)
+            .order_by(q.c.created_at.desc(), q.c.id.desc())
+        )  # fmt: skip
+        # Questions repeat (hot topics, clicked chips): each distinct one is masked once.
+        masked: dict[str, str] = {}
+
+        def masked_once(question: str) -> str:
+            found = masked.get(question)
+            if found is None:
+                if len(masked) >= _MASK_MEMO:
+                    masked.clear()
+                found = masked[question] = mask(question)
+            return found
+
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
+            for part in result.partitions(batch):
+                yield [(at, masked_once(q), kind, faq, score) for at, q, kind, faq, score in part]
 
     def _listed(
         self,
@@ -381,6 +429,16 @@ class LogReader:
         if self._engine.dialect.name == "sqlite":
             return sa.func.date(column, f"{minutes:+d} minutes")
         return sa.cast(column + sa.literal(self._offset, sa.Interval), sa.Date)
+
+    def _local_time_text(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+        """``column`` as local time text to the second, cut (not rounded) as isoformat's
+        first 19 characters are."""
+        minutes = int(self._offset.total_seconds() // 60)
+        if self._engine.dialect.name == "sqlite":
+            # Stored as "YYYY-MM-DD HH:MM:SS.ffffff": the fraction is cut before shifting.
+            return sa.func.datetime(sa.func.substr(column, 1, 19), f"{minutes:+d} minutes")
+        shifted = sa.func.date_trunc("second", column) + sa.literal(self._offset, sa.Interval)
+        return sa.func.to_char(shifted, "YYYY-MM-DD HH24:MI:SS")
 
     def _local_day(self, moment: datetime) -> date:
         return (as_utc(moment) + self._offset).date()
