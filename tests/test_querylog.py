@@ -339,7 +339,7 @@ def test_migrate_is_idempotent(backend: Backend) -> None:
     assert store.create() == SCHEMA_VERSION
     backend.open()
     versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
@@ -354,7 +354,7 @@ def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
     with pytest.raises(QueryLogError) as excinfo:
         store.migrate()
     assert str(excinfo.value) == (
-        "the query log's schema is at version 99, newer than this code knows (4); upgrade the code"
+        "the query log's schema is at version 99, newer than this code knows (5); upgrade the code"
     )
 
 
@@ -382,13 +382,15 @@ def test_a_version_3_log_is_upgraded_with_its_rows(backend: Backend) -> None:
         for index in YEAR_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX {prefix}{index}")
         conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN internal")
-        conn.exec_driver_sql(f"DELETE FROM {backend.table('schema_version')} WHERE version = 4")
+        for summary in ("summary_counts", "summary_days"):
+            conn.exec_driver_sql(f"DROP TABLE {backend.table(summary)}")
+        conn.exec_driver_sql(f"DELETE FROM {backend.table('schema_version')} WHERE version >= 4")
     engine.dispose()
     assert set(YEAR_INDEXES).isdisjoint(_indexes(backend))
 
     upgraded = backend.open()
     versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
     assert set(YEAR_INDEXES) <= _indexes(backend)
     [row] = upgraded.queries()
     assert (row["id"], row["question"], row["internal"]) == (old, "违章搭建怎么举报", False)
@@ -513,6 +515,95 @@ def test_helpful_rates(filled: QueryLog) -> None:
         }
     ]
     assert filled.helpful_rates(_day(2, 0)) == []
+
+
+def _figures(store: QueryLog, *period: datetime | None) -> list[Any]:
+    return [read(*period) for read in _dashboard_reads(store)]
+
+
+def _summarised_days(store: QueryLog, backend: Backend) -> list[date]:
+    rows = backend.raw(f"SELECT day FROM {backend.table('summary_days')} ORDER BY day")
+    return [d if isinstance(d, date) else date.fromisoformat(d) for (d,) in rows]
+
+
+def test_closed_days_are_counted_once_into_the_summary(filled: QueryLog, backend: Backend) -> None:
+    """A read of closed days counts them into summary_days / summary_counts (an empty day
+    too) and reads them from there; a range cut inside a day counts that part live."""
+    assert _summarised_days(filled, backend) == []
+    whole = _figures(filled, _day(1, 0), _day(5, 0))
+    assert _summarised_days(filled, backend) == [date(2024, 3, d) for d in (1, 2, 3, 4)]
+    counted = backend.raw(
+        f"SELECT reply_type, faq_id, questions, rated, helpful FROM "
+        f"{backend.table('summary_counts')} WHERE day = '2024-03-01'"
+    )
+    assert counted == [("answer", "faq-a", 2, 3, 2)]
+    assert _figures(filled, _day(1, 0), _day(5, 0)) == whole
+    assert _figures(filled) == whole
+    # From 08:00 on the 1st: the 07:00 answer and its feedback are left out.
+    assert filled.type_shares(_day(1, 8), _day(2, 0))[0]["count"] == 1
+    assert filled.helpful_rates(_day(1, 8), _day(3, 0))[0]["total"] == 2
+    assert filled.top_faqs(_day(1, 0), _day(2, 1)) == [{"faq_id": "faq-a", "count": 2}]
+    assert filled.top_faqs(_day(1, 0), _day(2, 2))[1] == {"faq_id": "faq-b", "count": 1}
+    assert filled.daily_counts(_day(2, 9), _day(2, 10))[0]["clarify"] == 1
+
+
+def test_a_late_row_for_a_counted_day_is_counted(filled: QueryLog, backend: Backend) -> None:
+    """Rows shipped after an outage carry their own time: a row or feedback written for a
+    day already in the summary makes the next read count that day again."""
+    before = _figures(filled, _day(1, 0), _day(5, 0))
+    assert before[0][2]["total"] == 0
+    late = _log(filled, "夜间施工", faq_id="faq-b", score=0.9, created_at=_day(3, 12))
+    filled.flush()
+    assert _summarised_days(filled, backend) == [date(2024, 3, d) for d in (1, 2, 4)]
+    days, shares, top, rates = _figures(filled, _day(1, 0), _day(5, 0))
+    assert days[2] == {"day": date(2024, 3, 3), "answer": 1, "clarify": 0, "fallback": 0,
+                       "total": 1}  # fmt: skip
+    assert shares[0]["count"] == before[1][0]["count"] + 1
+    assert top == [{"faq_id": "faq-a", "count": 2}, {"faq_id": "faq-b", "count": 2}]
+    # Feedback today on the question of the 3rd counts on the 3rd.
+    filled.log_feedback(late, False)
+    filled.flush()
+    assert _summarised_days(filled, backend) == [date(2024, 3, d) for d in (1, 2, 4)]
+    assert [(r["faq_id"], r["total"]) for r in filled.helpful_rates(_day(3, 0), _day(4, 0))] == [
+        ("faq-b", 1)
+    ]
+    # An internal row for a counted day changes no figure.
+    _log(filled, "探测", faq_id="faq-p", created_at=_day(4, 12), internal=True)
+    filled.flush()
+    assert filled.top_faqs(_day(4, 0), _day(5, 0)) == []
+    # A row in the outbox's form (its time parsed back from text) is counted too.
+    filled._insert([("queries", {
+        "id": 77, "created_at": datetime.fromisoformat("2024-03-04T03:00:00+00:00"),
+        "question": "老问题", "normalized": "老问题", "reply_type": "fallback", "faq_id": None,
+        "score": 0.1, "candidates": "[]", "session": None, "latency_ms": None,
+        "from_query_id": None,
+    })])  # fmt: skip
+    assert filled.daily_counts(_day(4, 0), _day(5, 0))[0]["fallback"] == 2
+
+
+def test_purge_forgets_the_summary_of_the_purged_days(store: QueryLog, backend: Backend) -> None:
+    now = datetime.now(UTC)
+    for age in (45, 40, 20):
+        _log(store, f"{age} 天前", reply_type="fallback", created_at=now - timedelta(days=age))
+    store.flush()
+    assert sum(s["count"] for s in store.type_shares(now - timedelta(days=50))) == 3
+    assert store.purge(30) == 2
+    assert sum(s["count"] for s in store.type_shares(now - timedelta(days=50))) == 1
+    assert sum(r["total"] for r in store.daily_counts(now - timedelta(days=50))) == 1
+
+
+def test_today_is_counted_live(store: QueryLog, backend: Backend) -> None:
+    now = datetime.now(UTC)
+    _log(store, "昨天", reply_type="fallback", created_at=now - timedelta(days=1))
+    _log(store, "今天", reply_type="clarify", created_at=now - timedelta(seconds=1))
+    store.flush()
+    assert [s["count"] for s in store.type_shares()] == [0, 1, 1]
+    today = store.local_day(now)
+    assert today not in _summarised_days(store, backend)
+    _log(store, "今天又问", reply_type="clarify", created_at=now)
+    store.flush()
+    assert [s["count"] for s in store.type_shares()] == [0, 2, 1]
+    assert store.daily_counts()[-1]["clarify"] == 2
 
 
 def test_queries_filter_and_page(filled: QueryLog) -> None:

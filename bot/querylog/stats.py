@@ -3,7 +3,9 @@
 A :class:`LogReader` reads the tables of :mod:`bot.querylog.schema` through one
 SQLAlchemy engine; :class:`bot.querylog.QueryLog` is one, with the writing on top.
 Every question and comment read is masked again with :func:`bot.querylog.masking.mask`,
-so rules added since a row was written apply to it too.
+so rules added since a row was written apply to it too. The dashboard's figures
+(questions per day, reply types, top FAQs, feedback) are those of
+:class:`bot.querylog.summary.DayFigures`, which it inherits.
 
 ``since`` and ``until`` bound ``created_at`` as [since, until); either may be
 None. Naive datetimes are taken as UTC. Days are local days, shifted from UTC
@@ -19,14 +21,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.querylog.masking import mask
-from bot.querylog.schema import REPLY_TYPES, Tables, as_utc
+from bot.querylog.schema import Tables
+from bot.querylog.summary import DayFigures
 
 __all__ = ["LogReader"]
 
@@ -36,7 +39,7 @@ _BRIEF = ("id", "created_at", "question", "reply_type", "faq_id", "score", "sess
 _MASK_MEMO = 50_000
 
 
-class LogReader:
+class LogReader(DayFigures):
     """Reads of the log in tables ``t`` through ``engine``."""
 
     def __init__(
@@ -45,103 +48,6 @@ class LogReader:
         self._engine = engine
         self._t = t
         self._offset = timedelta(minutes=utc_offset_minutes)
-
-    def daily_counts(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Questions per local day and reply type, one row per day, days without any as 0.
-
-        Each row: ``{"day": date, "answer": n, "clarify": n, "fallback": n, "total": n}``.
-        """
-        q = self._t.queries
-        day = self._day(q.c.created_at).label("day")
-        stmt = (
-            sa.select(day, q.c.reply_type, sa.func.count().label("n"))
-            .where(*self._period(since, until))
-            .group_by(day, q.c.reply_type)
-        )
-        counts: dict[date, dict[str, int]] = {}
-        with self._engine.connect() as conn:
-            for d, reply_type, n in conn.execute(stmt):
-                d = d if isinstance(d, date) else date.fromisoformat(d)
-                counts.setdefault(d, {})[reply_type] = n
-        first = self._local_day(since) if since else min(counts, default=None)
-        last = self._local_day(until - timedelta(microseconds=1)) if until else None
-        last = last or max(counts, default=None)
-        rows = []
-        d = first
-        while d is not None and last is not None and d <= last:
-            by_type = counts.get(d, {})
-            row: dict[str, Any] = {"day": d}
-            row.update({t: by_type.get(t, 0) for t in REPLY_TYPES})
-            row["total"] = sum(by_type.values())
-            rows.append(row)
-            d += timedelta(days=1)
-        return rows
-
-    def type_shares(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Count and share of each reply type: ``[{"type", "count", "share"}]``, all three."""
-        q = self._t.queries
-        stmt = (
-            sa.select(q.c.reply_type, sa.func.count())
-            .where(*self._period(since, until))
-            .group_by(q.c.reply_type)
-        )
-        with self._engine.connect() as conn:
-            counts = {reply_type: n for reply_type, n in conn.execute(stmt)}
-        total = sum(counts.values())
-        return [
-            {
-                "type": t,
-                "count": counts.get(t, 0),
-                "share": counts.get(t, 0) / total if total else 0.0,
-            }
-            for t in REPLY_TYPES
-        ]
-
-    def top_faqs(
-        self, since: datetime | None = None, until: datetime | None = None, *, limit: int = 10
-    ) -> list[dict[str, Any]]:
-        """The FAQs answered most often: ``[{"faq_id", "count"}]``, most first."""
-        q = self._t.queries
-        n = sa.func.count().label("n")
-        stmt = (
-            sa.select(q.c.faq_id, n)
-            .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
-            .where(*self._period(since, until))
-            .group_by(q.c.faq_id)
-            .order_by(n.desc(), q.c.faq_id)
-            .limit(limit)
-        )
-        with self._engine.connect() as conn:
-            return [{"faq_id": f, "count": c} for f, c in conn.execute(stmt)]
-
-    def helpful_rates(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Feedback per FAQ for queries in the range, most feedback first.
-
-        Each row: ``{"faq_id", "helpful", "not_helpful", "total", "rate"}`` where
-        ``rate`` is helpful / total.
-        """
-        q, fb = self._t.queries, self._t.feedback
-        helpful = sa.func.sum(sa.case((fb.c.helpful, 1), else_=0)).label("helpful")
-        total = sa.func.count().label("total")
-        stmt = (
-            sa.select(q.c.faq_id, helpful, total)
-            .select_from(fb.join(q, fb.c.query_id == q.c.id))
-            .where(q.c.faq_id.is_not(None))
-            .where(*self._period(since, until))
-            .group_by(q.c.faq_id)
-            .order_by(total.desc(), q.c.faq_id)
-        )
-        with self._engine.connect() as conn:
-            return [
-                {"faq_id": f, "helpful": h, "not_helpful": n - h, "total": n, "rate": h / n}
-                for f, h, n in conn.execute(stmt)
-            ]
 
     def queries(
         self,
@@ -401,35 +307,6 @@ class LogReader:
             row["candidates"] = json.loads(row["candidates"])
         return rows
 
-    def _period(
-        self, since: datetime | None, until: datetime | None, internal: bool | None = False
-    ) -> list[sa.ColumnElement[bool]]:
-        """The questions of [since, until): visitors' (``internal=False``), internal
-        traffic's (True) or all (None)."""
-        q = self._t.queries
-        where = self._between(q.c.created_at, since, until)
-        if internal is not None:
-            # Compared with "=", which every backend's index serves ("IS" is not).
-            where.append(q.c.internal == (sa.true() if internal else sa.false()))
-        return where
-
-    @staticmethod
-    def _between(
-        column: sa.ColumnElement[Any], since: datetime | None, until: datetime | None
-    ) -> list[sa.ColumnElement[bool]]:
-        conditions = []
-        if since is not None:
-            conditions.append(column >= since)
-        if until is not None:
-            conditions.append(column < until)
-        return conditions
-
-    def _day(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        minutes = int(self._offset.total_seconds() // 60)
-        if self._engine.dialect.name == "sqlite":
-            return sa.func.date(column, f"{minutes:+d} minutes")
-        return sa.cast(column + sa.literal(self._offset, sa.Interval), sa.Date)
-
     def _local_time_text(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
         """``column`` as local time text to the second, cut (not rounded) as isoformat's
         first 19 characters are."""
@@ -439,6 +316,3 @@ class LogReader:
             return sa.func.datetime(sa.func.substr(column, 1, 19), f"{minutes:+d} minutes")
         shifted = sa.func.date_trunc("second", column) + sa.literal(self._offset, sa.Interval)
         return sa.func.to_char(shifted, "YYYY-MM-DD HH24:MI:SS")
-
-    def _local_day(self, moment: datetime) -> date:
-        return (as_utc(moment) + self._offset).date()
