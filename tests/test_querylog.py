@@ -720,6 +720,31 @@ def test_unanswered_takes_fallback_clarify_low_scores_and_unhelpful(filled: Quer
     assert [r["question"] for r in filled.unanswered(_day(4, 0))] == ["新闻"]
 
 
+def test_unanswered_texts_are_grouped_most_asked_first(store: QueryLog) -> None:
+    """The clusters' input: the unanswered questions counted per stored text in the
+    database, most asked first, a tie by the latest asking, at most ``limit`` texts."""
+    for hour in (9, 10, 11):
+        _log(store, "天气", reply_type="fallback", score=0.1, created_at=_day(1, hour))
+    for hour in (8, 12):
+        _log(store, "罚款", reply_type="clarify", score=0.6, created_at=_day(2, hour))
+    _log(store, "电话13812345678", reply_type="fallback", created_at=_day(1, 8))
+    _log(store, "新闻", reply_type="fallback", created_at=_day(1, 7))
+    _log(store, "垃圾分类", faq_id="faq-a", score=0.9, created_at=_day(1, 9))  # answered well
+    _log(store, "探测", reply_type="fallback", created_at=_day(1, 9), internal=True)
+    store.flush()
+    rows = store.unanswered_texts(threshold=0.5)
+    assert [(r["question"], r["count"]) for r in rows] == [
+        ("天气", 3), ("罚款", 2), ("电话[手机号]", 1), ("新闻", 1),
+    ]  # fmt: skip
+    assert rows[0]["first_seen"] == _day(1, 9) and rows[0]["last_seen"] == _day(1, 11)
+    assert rows[0]["first_seen"].tzinfo is not None
+    assert [r["question"] for r in store.unanswered_texts(threshold=0.5, limit=2)] == [
+        "天气", "罚款",
+    ]  # fmt: skip
+    assert [r["count"] for r in store.unanswered_texts(_day(1, 10), _day(2, 0))] == [2]
+    assert sum(r["count"] for r in rows) == len(store.unanswered(threshold=0.5))
+
+
 def test_reading_masks_again(store: QueryLog, backend: Backend) -> None:
     """A row written before a masking rule existed is masked when it is read."""
     query_id = _log(store)

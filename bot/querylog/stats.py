@@ -28,13 +28,15 @@ import sqlalchemy as sa
 
 from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.querylog.masking import mask
-from bot.querylog.schema import Tables
+from bot.querylog.schema import Tables, as_utc
 from bot.querylog.summary import DayFigures
 
 __all__ = ["LogReader"]
 
 # The columns of a listing's row (LogReader.queries with brief=True).
 _BRIEF = ("id", "created_at", "question", "reply_type", "faq_id", "score", "session", "internal")
+# How long before the period a reply may have been shown whose chip was clicked in it.
+_CHIP_WINDOW = timedelta(days=1)
 # Distinct questions an export remembers masked (then it starts afresh): bounded memory.
 _MASK_MEMO = 50_000
 
@@ -197,23 +199,58 @@ class LogReader(DayFigures):
         """Questions the bot could not answer well: fallback, clarify, score below
         ``threshold``, or a reply the visitor found unhelpful (都不是 included); rows
         as in :meth:`queries`, newest first."""
-        q, fb = self._t.queries, self._t.feedback
-        unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
+        q = self._t.queries
         stmt = (
             sa.select(q)
-            .where(*self._period(since, until))
-            .where(
-                sa.or_(
-                    q.c.reply_type.in_(["fallback", "clarify"]),
-                    q.c.score.is_(None),
-                    q.c.score < threshold,
-                    q.c.id.in_(unhelpful),
-                )
-            )
+            .where(*self._period(since, until), self._unanswered(threshold))
             .order_by(q.c.created_at.desc(), q.c.id.desc())
             .limit(limit)
         )
         return self._rows(stmt)
+
+    def unanswered_texts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        threshold: float = 0.5,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The questions of :meth:`unanswered`, grouped in the database by their stored
+        text: rows ``{"question", "normalized", "count", "first_seen", "last_seen"}``,
+        masked again, most asked first (then most recently asked); ``limit`` distinct
+        texts at most, however many times they were asked (the clusters of a year)."""
+        q = self._t.queries
+        n = sa.func.count().label("n")
+        last = sa.func.max(q.c.created_at).label("last_seen")
+        stmt = (
+            sa.select(q.c.question, q.c.normalized, n, sa.func.min(q.c.created_at), last)
+            .where(*self._period(since, until), self._unanswered(threshold))
+            .group_by(q.c.question, q.c.normalized)
+            .order_by(n.desc(), last.desc(), q.c.question)
+            .limit(limit)
+        )
+        keys = ("question", "normalized", "count", "first_seen", "last_seen")
+        with self._engine.connect() as conn:
+            rows = [dict(zip(keys, r, strict=True)) for r in conn.execute(stmt)]
+        for row in rows:
+            row["question"], row["normalized"] = mask(row["question"]), mask(row["normalized"])
+            for key in ("first_seen", "last_seen"):
+                # An aggregate's type is the driver's: SQLite gives text.
+                at = row[key]
+                at = datetime.fromisoformat(at) if isinstance(at, str) else at
+                row[key] = None if at is None else as_utc(at)
+        return rows
+
+    def _unanswered(self, threshold: float) -> sa.ColumnElement[bool]:
+        q, fb = self._t.queries, self._t.feedback
+        unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
+        return sa.or_(
+            q.c.reply_type.in_(["fallback", "clarify"]),
+            q.c.score.is_(None),
+            q.c.score < threshold,
+            q.c.id.in_(unhelpful),
+        )
 
     def learned_wordings(
         self,
@@ -234,7 +271,8 @@ class LogReader(DayFigures):
         ``low_score`` and the visitor said it helped. Rows ``{"faq_id",
         "question", "chosen", "helpful", "count"}``, questions masked, grouped by
         FAQ and question; most ``count`` first. ``since``/``until`` bound the
-        time of the choice or of the answered question.
+        time of the choice (its reply at most a day before ``since``) or of the answered
+        question.
         """
         q, fb = self._t.queries, self._t.feedback
         parent = q.alias("parent")
@@ -246,6 +284,9 @@ class LogReader(DayFigures):
             .where(sa.or_(parent.c.faq_id.is_(None), parent.c.faq_id != q.c.faq_id))
             .where(sa.or_(parent.c.reply_type != "answer", parent.c.score < low_score))
             .where(*self._period(since, until))
+            # A chip is clicked moments after its reply: bounding the reply's time lets
+            # PostgreSQL read the replies of the period by index, not the whole log.
+            .where(*self._between(parent.c.created_at, since and since - _CHIP_WINDOW, until))
             .group_by(q.c.faq_id, parent.c.question)
         )
         helpful_n = sa.func.count(sa.distinct(fb.c.query_id)).label("n")
