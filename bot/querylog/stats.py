@@ -20,7 +20,7 @@ is left out of every figure and listing; :meth:`LogReader.queries` and
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -109,10 +109,12 @@ class LogReader(DayFigures):
         session: str | None = None,
         internal: bool | None = False,
         batch: int = 2000,
+        shown: Callable[[str], str] | None = None,
     ) -> Generator[list[tuple[str, str, str, str | None, float | None]], None, None]:
         """The rows :meth:`queries` would list without a limit, newest first, as lists of
         up to ``batch`` tuples ``(local time "YYYY-MM-DD HH:MM:SS", question masked,
-        reply_type, faq_id, score)``: the CSV export of a year.
+        reply_type, faq_id, score)``: the CSV export of a year. ``shown`` is applied to
+        each distinct masked question once (the CSV cell guard).
 
         One query read through a server-side cursor (PostgreSQL; SQLite steps its
         statement as rows are fetched), so memory holds one batch whatever the range;
@@ -137,7 +139,8 @@ class LogReader(DayFigures):
             if found is None:
                 if len(masked) >= _MASK_MEMO:
                     masked.clear()
-                found = masked[question] = mask(question)
+                found = mask(question)
+                found = masked[question] = found if shown is None else shown(found)
             return found
 
         with self._engine.connect() as conn:

@@ -55,13 +55,17 @@ def export_queries() -> Response:
     until = min(f.until, datetime.now(UTC))
     rows = log.export_rows(
         f.since, until, types=f.types, text=f.text or None, session=f.session or None,
-        internal=f.internal, batch=_EXPORT_BATCH,
+        internal=f.internal, batch=_EXPORT_BATCH, shown=csv_cell,
     )  # fmt: skip
     first = next(rows, [])  # an unreachable log fails here, before the response starts
 
-    # Each FAQ's title guarded once; the cells that hold visitor text row by row.
-    titles = {faq.id: csv_cell(faq.question) for faq in bot.bank.faqs}
+    # Each FAQ's cells (its id and title) guarded once; questions once each, above.
+    faqs: dict[str | None, tuple[str, str]] = {None: ("", "")}
+    faqs.update({faq.id: (csv_cell(faq.id), csv_cell(faq.question)) for faq in bot.bank.faqs})
     types = {t: TYPE_NAMES.get(t, t) for t in TYPE_NAMES}
+
+    def faq_cells(faq_id: str | None) -> tuple[str, str]:
+        return faqs.setdefault(faq_id, (csv_cell(faq_id or ""), ""))  # no longer in the bank
 
     def batches() -> Iterator[list[tuple[str, ...]]]:
         yield [tuple(QUERY_CSV_HEADER)]
@@ -69,10 +73,9 @@ def export_queries() -> Response:
             yield [
                 (
                     at,
-                    csv_cell(question),
+                    question,
                     types.get(kind, kind),
-                    "" if faq is None else csv_cell(faq),
-                    "" if faq is None else titles.get(faq, ""),
+                    *(faqs.get(faq) or faq_cells(faq)),
                     "" if score is None else f"{score:.4f}",
                 )
                 for at, question, kind, faq, score in batch
