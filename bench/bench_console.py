@@ -309,6 +309,7 @@ def _login(app: Any) -> Any:
 
 def _pages(app: Any, session: str, last_page: int, year: str) -> list[tuple[str, str]]:
     """(what, URL) for every GET route under /admin, with the question list's variants."""
+    faq_id = app.extensions["xiaocheng"].bot.bank.faqs[0].id
     known = {
         "admin.dashboard": [("dashboard", "/admin/"), ("dashboard, 366 days", f"/admin/?{year}")],
         "admin.queries": [
@@ -322,6 +323,7 @@ def _pages(app: Any, session: str, last_page: int, year: str) -> list[tuple[str,
         "admin.clusters": [("clusters", "/admin/clusters")],
         "admin.suggestions": [("suggestions", "/admin/suggestions")],
         "admin.history": [("history", "/admin/history")],
+        "admin.faq_edit": [("faq editor, one entry", f"/admin/faq/{faq_id}")],
         "admin.bank": [("bank", "/admin/bank")],
         "admin.export_clusters": [("clusters.csv", "/admin/export/clusters.csv")],
         "admin.export_queries": [("queries.csv, 30 days (once)", "/admin/export/queries.csv")],
