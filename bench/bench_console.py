@@ -410,16 +410,18 @@ def export_through_gunicorn(env: dict[str, str], year: str) -> tuple[float, int,
         workers = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
         started = time.perf_counter()
         response, conn = _http(port, "GET", f"/admin/export/queries.csv?{year}", cookie)
-        lines = 0
+        lines, cut = 0, False
         try:
             while chunk := response.read(1 << 16):
-                lines += chunk.count(b"\r\n")
-        except http.client.IncompleteRead:
-            pass  # the worker was killed mid-stream
+                lines += chunk.count(b"\n")  # a "\r\n" may straddle two chunks
+        except http.client.IncompleteRead as e:
+            lines += e.partial.count(b"\n")
+            cut = True  # the chunked body never ended: the worker was killed mid-stream
         took = time.perf_counter() - started
         conn.close()
+        time.sleep(1)  # the master reaps a killed worker and forks another
         after = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-        return took, lines - 1, after != workers
+        return took, lines - 1, cut or after != workers
     finally:
         proc.terminate()
         proc.wait(60)

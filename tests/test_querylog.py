@@ -545,6 +545,9 @@ def test_closed_days_are_counted_once_into_the_summary(filled: QueryLog, backend
     assert filled.top_faqs(_day(1, 0), _day(2, 1)) == [{"faq_id": "faq-a", "count": 2}]
     assert filled.top_faqs(_day(1, 0), _day(2, 2))[1] == {"faq_id": "faq-b", "count": 1}
     assert filled.daily_counts(_day(2, 9), _day(2, 10))[0]["clarify"] == 1
+    # Naive times are UTC: 2024-03-01 00:00 UTC is 08:00 in China.
+    naive = datetime(2024, 3, 1, 0, 0)
+    assert filled.type_shares(naive, datetime(2024, 3, 1, 16, 0))[0]["count"] == 1
 
 
 def test_a_late_row_for_a_counted_day_is_counted(filled: QueryLog, backend: Backend) -> None:

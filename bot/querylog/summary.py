@@ -146,9 +146,11 @@ class DayFigures:
         )
         with self._engine.connect() as conn:
             self._add(tally, conn.execute(stmt))
-        if since is not None and since < self._day_start(first):
-            self._add(tally, self._live(since, self._day_start(first), by))
-        self._add(tally, self._live(self._day_start(stop), until, by))
+        head, tail = self._day_start(first), self._day_start(stop)
+        if since is not None and as_utc(since) < head:
+            self._add(tally, self._live(since, head, by))
+        if until is None or tail < as_utc(until):
+            self._add(tally, self._live(tail, until, by))
         return tally
 
     def _closed_days(
