@@ -584,6 +584,39 @@ def test_a_late_row_for_a_counted_day_is_counted(filled: QueryLog, backend: Back
     assert filled.daily_counts(_day(4, 0), _day(5, 0))[0]["fallback"] == 2
 
 
+@pytest.mark.postgres
+def test_a_write_waits_for_a_count_in_progress_then_forgets_it(tmp_path: Path) -> None:
+    """PostgreSQL: a count holds summary_days in SHARE ROW EXCLUSIVE mode; a writer's rows
+    for a counted day wait for it, then delete what it wrote, so no stale day remains."""
+    _require_postgres()
+    schema = f"test_querylog_{uuid.uuid4().hex[:12]}"
+    store = QueryLog(PG_URL, schema=schema, background=False)
+    engine = sa.create_engine(PG_URL)
+    try:
+        _log(store, "天气", reply_type="fallback", created_at=_day(1, 9))
+        assert store.type_shares(_day(1, 0), _day(2, 0))[2]["count"] == 1  # day 1 counted
+        with engine.connect() as count:  # a count of day 1 in progress elsewhere
+            count.exec_driver_sql(f"LOCK TABLE {schema}.summary_days IN SHARE ROW EXCLUSIVE MODE")
+            writer = threading.Thread(
+                target=_log, args=(store, "新闻"), kwargs={"reply_type": "fallback",
+                                                          "created_at": _day(1, 10)},
+            )  # fmt: skip
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive()  # the late row waits for the count
+            count.commit()
+        writer.join(10)
+        assert not writer.is_alive()
+        with engine.connect() as conn:
+            assert list(conn.exec_driver_sql(f"SELECT day FROM {schema}.summary_days")) == []
+        assert store.type_shares(_day(1, 0), _day(2, 0))[2]["count"] == 2
+    finally:
+        store.close()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        engine.dispose()
+
+
 def test_purge_forgets_the_summary_of_the_purged_days(store: QueryLog, backend: Backend) -> None:
     now = datetime.now(UTC)
     for age in (45, 40, 20):
