@@ -108,12 +108,13 @@ DEFAULTS: dict[str, Any] = {
     # local disk, one folder per node).
     "QUERYLOG_OUTBOX_DIR": None,
     # Unanswered-question clusters (console and ``python -m bot report``): an answer
-    # scoring below CLUSTER_LOW_SCORE counts as low-confidence; at most CLUSTER_MAX_ROWS
-    # newest questions are clustered; a question joins a cluster from cosine
+    # scoring below CLUSTER_LOW_SCORE counts as low-confidence; the CLUSTER_MAX_ROWS
+    # distinct questions asked most often are clustered, each with its count (2,000
+    # texts cluster in about 0.1 s, 5,000 in 0.3 s); a question joins a cluster from cosine
     # CLUSTER_THRESHOLD to its leader; from CLUSTER_ALTERNATE_MIN_SCORE the nearest FAQ
     # is proposed for the cluster's questions as alternates, below it a new entry.
     "CLUSTER_LOW_SCORE": 0.5,
-    "CLUSTER_MAX_ROWS": 5000,
+    "CLUSTER_MAX_ROWS": 2000,
     "CLUSTER_THRESHOLD": 0.4,
     "CLUSTER_ALTERNATE_MIN_SCORE": 0.4,
     # GET /api/hot, /api/suggest, /api/faq/<id> and /api/openapi.json, per client

@@ -903,6 +903,18 @@ def test_queries_csv_follows_the_filters(app, analyst):
     )
 
 
+def test_queries_csv_names_an_faq_no_longer_in_the_bank_by_its_id(app, analyst):
+    log = app.extensions["xiaocheng"].querylog
+    log.log_query("旧条目的问题", reply_type="answer", faq_id="=gone-faq", score=0.9)
+    log.log_query("违章搭建怎么举报", reply_type="answer", faq_id="building-report", score=0.9)
+    log.flush()
+    rows = list(csv.reader(io.StringIO(analyst.get("/admin/export/queries.csv").data.decode())))
+    assert [row[1:] for row in rows[1:]] == [
+        ["违章搭建怎么举报", "直接回答", "building-report", BUILDING_Q, "0.9000"],
+        ["旧条目的问题", "直接回答", "'=gone-faq", "", "0.9000"],
+    ]
+
+
 def test_clusters_csv(app, analyst):
     ask(
         app,

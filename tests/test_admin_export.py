@@ -1,5 +1,6 @@
 """The CSV export of a large log against a real gunicorn: complete, within the worker
-timeout, in bounded memory (bot/web/admin/export.py pages by keyset, not OFFSET)."""
+timeout, in bounded memory (bot/web/admin/export.py reads one statement through a
+server-side cursor, in batches)."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from bot.analysis.clusters import (
     csv_cell,
     render_text,
     to_csv_rows,
+    yaml_scalar,
 )
 from bot.errors import BankError
 from bot.querylog import QueryLog
@@ -96,6 +97,28 @@ def test_leaders_from_an_earlier_chunk_still_gather_questions() -> None:
     assert clusters[0].count == 4
     assert clusters[0].examples == (leader, leader + "呗吧")
     assert len(clusters) == 400
+
+
+def test_grouped_rows_cluster_as_the_rows_they_count() -> None:
+    """Rows counted per text (QueryLog.unanswered_texts) make the clusters of the rows."""
+    grouped: dict[str, dict[str, Any]] = {}
+    for row in ASKED:
+        first = {"question": row["question"], "normalized": "", "count": 0}
+        g = grouped.setdefault(row["question"], {**first, "first_seen": row["created_at"]})
+        g["count"] += 1
+        g["last_seen"] = row["created_at"]
+    assert cluster(list(grouped.values())) == cluster(ASKED)
+    assert [c.count for c in cluster(list(grouped.values()))] == [5, 3, 2]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["违章搭建怎么举报", "占道经营，找谁？", "好。", "、开头", "违建！", "true", "12345", "a: b"],
+)
+def test_yaml_scalar_is_what_safe_dump_writes(text: str) -> None:
+    dumped = yaml.safe_dump({"k": text}, allow_unicode=True, width=10**6)[3:].rstrip("\n")
+    assert yaml_scalar(text) == dumped
+    assert yaml.safe_load(f"k: {yaml_scalar(text)}") == {"k": text}
 
 
 def test_no_rows_no_clusters() -> None:
@@ -248,3 +271,14 @@ def test_clusters_from_the_query_log(tmp_path: Path) -> None:
         clusters = cluster(store.unanswered(threshold=0.5))
     assert [c.count for c in clusters] == [5, 3, 2]
     assert clusters[0].first_seen == T0
+
+
+def test_asked_remembers_each_banks_replies(bot: Bot, faq_dir: Path, tmp_path: Path) -> None:
+    """The analysis asks each served bank once per wording; a reloaded bank is asked anew."""
+    from bot.analysis.report import asked
+
+    first = asked(bot, "门口老有人摆地摊")
+    assert first == bot.ask("门口老有人摆地摊")
+    assert asked(bot, "门口老有人摆地摊") is first
+    other = Bot.load(faq_dir, index_path=tmp_path / "other.pkl")
+    assert asked(other, "门口老有人摆地摊") is not first

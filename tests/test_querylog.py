@@ -339,7 +339,7 @@ def test_migrate_is_idempotent(backend: Backend) -> None:
     assert store.create() == SCHEMA_VERSION
     backend.open()
     versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
 
 
 def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
@@ -354,7 +354,7 @@ def test_refuses_a_schema_newer_than_the_code(backend: Backend) -> None:
     with pytest.raises(QueryLogError) as excinfo:
         store.migrate()
     assert str(excinfo.value) == (
-        "the query log's schema is at version 99, newer than this code knows (4); upgrade the code"
+        "the query log's schema is at version 99, newer than this code knows (5); upgrade the code"
     )
 
 
@@ -382,13 +382,15 @@ def test_a_version_3_log_is_upgraded_with_its_rows(backend: Backend) -> None:
         for index in YEAR_INDEXES:
             conn.exec_driver_sql(f"DROP INDEX {prefix}{index}")
         conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN internal")
-        conn.exec_driver_sql(f"DELETE FROM {backend.table('schema_version')} WHERE version = 4")
+        for summary in ("summary_counts", "summary_days"):
+            conn.exec_driver_sql(f"DROP TABLE {backend.table(summary)}")
+        conn.exec_driver_sql(f"DELETE FROM {backend.table('schema_version')} WHERE version >= 4")
     engine.dispose()
     assert set(YEAR_INDEXES).isdisjoint(_indexes(backend))
 
     upgraded = backend.open()
     versions = backend.raw(f"SELECT version FROM {backend.table('schema_version')}")
-    assert versions == [(1,), (2,), (3,), (4,)]
+    assert versions == [(1,), (2,), (3,), (4,), (5,)]
     assert set(YEAR_INDEXES) <= _indexes(backend)
     [row] = upgraded.queries()
     assert (row["id"], row["question"], row["internal"]) == (old, "违章搭建怎么举报", False)
@@ -515,6 +517,131 @@ def test_helpful_rates(filled: QueryLog) -> None:
     assert filled.helpful_rates(_day(2, 0)) == []
 
 
+def _figures(store: QueryLog, *period: datetime | None) -> list[Any]:
+    return [read(*period) for read in _dashboard_reads(store)]
+
+
+def _summarised_days(store: QueryLog, backend: Backend) -> list[date]:
+    rows = backend.raw(f"SELECT day FROM {backend.table('summary_days')} ORDER BY day")
+    return [d if isinstance(d, date) else date.fromisoformat(d) for (d,) in rows]
+
+
+def test_closed_days_are_counted_once_into_the_summary(filled: QueryLog, backend: Backend) -> None:
+    """A read of closed days counts them into summary_days / summary_counts (an empty day
+    too) and reads them from there; a range cut inside a day counts that part live."""
+    assert _summarised_days(filled, backend) == []
+    whole = _figures(filled, _day(1, 0), _day(5, 0))
+    assert _summarised_days(filled, backend) == [date(2024, 3, d) for d in (1, 2, 3, 4)]
+    counted = backend.raw(
+        f"SELECT reply_type, faq_id, questions, rated, helpful FROM "
+        f"{backend.table('summary_counts')} WHERE day = '2024-03-01'"
+    )
+    assert counted == [("answer", "faq-a", 2, 3, 2)]
+    assert _figures(filled, _day(1, 0), _day(5, 0)) == whole
+    assert _figures(filled) == whole
+    # From 08:00 on the 1st: the 07:00 answer and its feedback are left out.
+    assert filled.type_shares(_day(1, 8), _day(2, 0))[0]["count"] == 1
+    assert filled.helpful_rates(_day(1, 8), _day(3, 0))[0]["total"] == 2
+    assert filled.top_faqs(_day(1, 0), _day(2, 1)) == [{"faq_id": "faq-a", "count": 2}]
+    assert filled.top_faqs(_day(1, 0), _day(2, 2))[1] == {"faq_id": "faq-b", "count": 1}
+    assert filled.daily_counts(_day(2, 9), _day(2, 10))[0]["clarify"] == 1
+    # Naive times are UTC: 2024-03-01 00:00 UTC is 08:00 in China.
+    naive = datetime(2024, 3, 1, 0, 0)
+    assert filled.type_shares(naive, datetime(2024, 3, 1, 16, 0))[0]["count"] == 1
+
+
+def test_a_late_row_for_a_counted_day_is_counted(filled: QueryLog, backend: Backend) -> None:
+    """Rows shipped after an outage carry their own time: a row or feedback written for a
+    day already in the summary makes the next read count that day again."""
+    before = _figures(filled, _day(1, 0), _day(5, 0))
+    assert before[0][2]["total"] == 0
+    late = _log(filled, "夜间施工", faq_id="faq-b", score=0.9, created_at=_day(3, 12))
+    filled.flush()
+    assert _summarised_days(filled, backend) == [date(2024, 3, d) for d in (1, 2, 4)]
+    days, shares, top, rates = _figures(filled, _day(1, 0), _day(5, 0))
+    assert days[2] == {"day": date(2024, 3, 3), "answer": 1, "clarify": 0, "fallback": 0,
+                       "total": 1}  # fmt: skip
+    assert shares[0]["count"] == before[1][0]["count"] + 1
+    assert top == [{"faq_id": "faq-a", "count": 2}, {"faq_id": "faq-b", "count": 2}]
+    # Feedback today on the question of the 3rd counts on the 3rd.
+    filled.log_feedback(late, False)
+    filled.flush()
+    assert _summarised_days(filled, backend) == [date(2024, 3, d) for d in (1, 2, 4)]
+    assert [(r["faq_id"], r["total"]) for r in filled.helpful_rates(_day(3, 0), _day(4, 0))] == [
+        ("faq-b", 1)
+    ]
+    # An internal row for a counted day changes no figure.
+    _log(filled, "探测", faq_id="faq-p", created_at=_day(4, 12), internal=True)
+    filled.flush()
+    assert filled.top_faqs(_day(4, 0), _day(5, 0)) == []
+    # A row in the outbox's form (its time parsed back from text) is counted too.
+    filled._insert([("queries", {
+        "id": 77, "created_at": datetime.fromisoformat("2024-03-04T03:00:00+00:00"),
+        "question": "老问题", "normalized": "老问题", "reply_type": "fallback", "faq_id": None,
+        "score": 0.1, "candidates": "[]", "session": None, "latency_ms": None,
+        "from_query_id": None,
+    })])  # fmt: skip
+    assert filled.daily_counts(_day(4, 0), _day(5, 0))[0]["fallback"] == 2
+
+
+@pytest.mark.postgres
+def test_a_write_waits_for_a_count_in_progress_then_forgets_it(tmp_path: Path) -> None:
+    """PostgreSQL: a count holds summary_days in SHARE ROW EXCLUSIVE mode; a writer's rows
+    for a counted day wait for it, then delete what it wrote, so no stale day remains."""
+    _require_postgres()
+    schema = f"test_querylog_{uuid.uuid4().hex[:12]}"
+    store = QueryLog(PG_URL, schema=schema, background=False)
+    engine = sa.create_engine(PG_URL)
+    try:
+        _log(store, "天气", reply_type="fallback", created_at=_day(1, 9))
+        assert store.type_shares(_day(1, 0), _day(2, 0))[2]["count"] == 1  # day 1 counted
+        with engine.connect() as count:  # a count of day 1 in progress elsewhere
+            count.exec_driver_sql(f"LOCK TABLE {schema}.summary_days IN SHARE ROW EXCLUSIVE MODE")
+            writer = threading.Thread(
+                target=_log, args=(store, "新闻"), kwargs={"reply_type": "fallback",
+                                                          "created_at": _day(1, 10)},
+            )  # fmt: skip
+            writer.start()
+            writer.join(1.0)
+            assert writer.is_alive()  # the late row waits for the count
+            count.commit()
+        writer.join(10)
+        assert not writer.is_alive()
+        with engine.connect() as conn:
+            assert list(conn.exec_driver_sql(f"SELECT day FROM {schema}.summary_days")) == []
+        assert store.type_shares(_day(1, 0), _day(2, 0))[2]["count"] == 2
+    finally:
+        store.close()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        engine.dispose()
+
+
+def test_purge_forgets_the_summary_of_the_purged_days(store: QueryLog, backend: Backend) -> None:
+    now = datetime.now(UTC)
+    for age in (45, 40, 20):
+        _log(store, f"{age} 天前", reply_type="fallback", created_at=now - timedelta(days=age))
+    store.flush()
+    assert sum(s["count"] for s in store.type_shares(now - timedelta(days=50))) == 3
+    assert store.purge(30) == 2
+    assert sum(s["count"] for s in store.type_shares(now - timedelta(days=50))) == 1
+    assert sum(r["total"] for r in store.daily_counts(now - timedelta(days=50))) == 1
+
+
+def test_today_is_counted_live(store: QueryLog, backend: Backend) -> None:
+    now = datetime.now(UTC)
+    _log(store, "昨天", reply_type="fallback", created_at=now - timedelta(days=1))
+    _log(store, "今天", reply_type="clarify", created_at=now - timedelta(seconds=1))
+    store.flush()
+    assert [s["count"] for s in store.type_shares()] == [0, 1, 1]
+    today = store.local_day(now)
+    assert today not in _summarised_days(store, backend)
+    _log(store, "今天又问", reply_type="clarify", created_at=now)
+    store.flush()
+    assert [s["count"] for s in store.type_shares()] == [0, 2, 1]
+    assert store.daily_counts()[-1]["clarify"] == 2
+
+
 def test_queries_filter_and_page(filled: QueryLog) -> None:
     newest_first = [row["question"] for row in filled.queries()]
     assert newest_first == ["新闻", "天气", "罚款", "占道经营", "垃圾怎么分", "垃圾分类"]
@@ -544,6 +671,35 @@ def test_keyset_pages_are_the_offset_pages(store: QueryLog) -> None:
     assert sorted(brief) == [
         "created_at", "faq_id", "id", "internal", "question", "reply_type", "score", "session",
     ]  # fmt: skip
+
+
+def test_export_rows_are_the_listing_in_batches_with_local_time_text(store: QueryLog) -> None:
+    """The export's stream: the rows queries() lists, newest first, the local time cut to
+    the second by the database as isoformat's first 19 characters are."""
+    late = datetime(2024, 3, 1, 15, 59, 59, 999_999, tzinfo=UTC)  # 23:59:59 in China
+    _log(store, "垃圾分类", faq_id="faq-a", score=0.91234, created_at=late)
+    _log(store, "电话 13812345678", reply_type="fallback", created_at=_day(2, 9))
+    for i in range(3):
+        _log(store, f"占道{i}", reply_type="clarify", score=0.4, created_at=_day(3, 9))
+    _log(store, "探测", created_at=_day(3, 10), internal=True)
+    store.flush()
+    batches = list(store.export_rows(batch=2))
+    assert [len(b) for b in batches] == [2, 2, 1]
+    rows = [row for b in batches for row in b]
+    listed = store.queries(limit=None, brief=True)
+    assert [r[1] for r in rows] == [r["question"] for r in listed]
+    assert rows[-2:] == [
+        ("2024-03-02 09:00:00", "电话 [手机号]", "fallback", None, None),
+        ("2024-03-01 23:59:59", "垃圾分类", "answer", "faq-a", pytest.approx(0.91234)),
+    ]
+    assert [r[0] for r in rows] == [
+        r["created_at"].astimezone(_CST).isoformat(" ")[:19] for r in listed
+    ]
+    assert [r[1] for b in store.export_rows(_day(3, 0), types=["clarify"]) for r in b] == [
+        "占道2", "占道1", "占道0",
+    ]  # fmt: skip
+    assert [r[1] for b in store.export_rows(internal=True) for r in b] == ["探测"]
+    assert list(store.export_rows(_day(9, 0))) == []
 
 
 def test_internal_traffic_is_left_out_of_every_read(store: QueryLog) -> None:
@@ -598,6 +754,31 @@ def test_unanswered_takes_fallback_clarify_low_scores_and_unhelpful(filled: Quer
         "垃圾怎么分",
     ]
     assert [r["question"] for r in filled.unanswered(_day(4, 0))] == ["新闻"]
+
+
+def test_unanswered_texts_are_grouped_most_asked_first(store: QueryLog) -> None:
+    """The clusters' input: the unanswered questions counted per stored text in the
+    database, most asked first, a tie by the latest asking, at most ``limit`` texts."""
+    for hour in (9, 10, 11):
+        _log(store, "天气", reply_type="fallback", score=0.1, created_at=_day(1, hour))
+    for hour in (8, 12):
+        _log(store, "罚款", reply_type="clarify", score=0.6, created_at=_day(2, hour))
+    _log(store, "电话13812345678", reply_type="fallback", created_at=_day(1, 8))
+    _log(store, "新闻", reply_type="fallback", created_at=_day(1, 7))
+    _log(store, "垃圾分类", faq_id="faq-a", score=0.9, created_at=_day(1, 9))  # answered well
+    _log(store, "探测", reply_type="fallback", created_at=_day(1, 9), internal=True)
+    store.flush()
+    rows = store.unanswered_texts(threshold=0.5)
+    assert [(r["question"], r["count"]) for r in rows] == [
+        ("天气", 3), ("罚款", 2), ("电话[手机号]", 1), ("新闻", 1),
+    ]  # fmt: skip
+    assert rows[0]["first_seen"] == _day(1, 9) and rows[0]["last_seen"] == _day(1, 11)
+    assert rows[0]["first_seen"].tzinfo is not None
+    assert [r["question"] for r in store.unanswered_texts(threshold=0.5, limit=2)] == [
+        "天气", "罚款",
+    ]  # fmt: skip
+    assert [r["count"] for r in store.unanswered_texts(_day(1, 10), _day(2, 0))] == [2]
+    assert sum(r["count"] for r in rows) == len(store.unanswered(threshold=0.5))
 
 
 def test_reading_masks_again(store: QueryLog, backend: Backend) -> None:

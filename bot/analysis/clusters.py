@@ -60,6 +60,8 @@ _FILLERS = sorted(
 _NOISE = re.compile(
     "|".join(re.escape(w) for w in [*TOKENS.values(), *_FILLERS]) + r"|[\W_]+", re.UNICODE
 )
+# Chinese characters and the full-width marks of a question: YAML never quotes these.
+_PLAIN = re.compile("[\u4e00-\u9fff\u3001\u3002\uff01\uff0c\uff1f]+")
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -123,7 +125,8 @@ def cluster(
     threshold: float = 0.4,
     alternate_min_score: float = 0.4,
 ) -> list[Cluster]:
-    """Cluster query-log rows (``question``, ``normalized``, ``created_at``), largest first.
+    """Cluster query-log rows (``question``, ``normalized``, ``created_at``; or grouped
+    rows with ``count``, ``first_seen`` and ``last_seen``), largest first.
 
     ``nearest(question)`` returns the closest FAQ as a mapping or object with
     ``id``, ``question`` and ``score`` (e.g. an engine candidate), or None; it is
@@ -269,22 +272,27 @@ class _Item:
 
 
 def _merge_identical(rows: Iterable[Mapping[str, Any]]) -> list[_Item]:
+    """One item per key; a row is one question asked (``created_at``) or one text asked
+    ``count`` times (``first_seen``, ``last_seen``: QueryLog.unanswered_texts)."""
     items: dict[str, _Item] = {}
     for row in rows:
         question = mask(str(row.get("question") or "")).strip()
         if not question:
             continue
         key = _key(str(row.get("normalized") or "") or question)
-        at = row.get("created_at")
+        n = int(row.get("count") or 1)
+        first = row.get("first_seen", row.get("created_at"))
+        last = row.get("last_seen", row.get("created_at"))
         item = items.get(key)
         if item is None:
-            items[key] = _Item(key, 1, at, at, Counter([question]))
+            items[key] = _Item(key, n, first, last, Counter({question: n}))
             continue
-        item.count += 1
-        item.questions[question] += 1
-        if at is not None:
-            item.first_seen = at if item.first_seen is None else min(item.first_seen, at)
-            item.last_seen = at if item.last_seen is None else max(item.last_seen, at)
+        item.count += n
+        item.questions[question] += n
+        if first is not None:
+            item.first_seen = first if item.first_seen is None else min(item.first_seen, first)
+        if last is not None:
+            item.last_seen = last if item.last_seen is None else max(item.last_seen, last)
     return list(items.values())
 
 
@@ -312,17 +320,25 @@ def _leader_groups(keys: list[str], threshold: float) -> list[list[int]]:
         # Columns: the leaders so far, then this chunk's rows (new leaders come from it).
         columns = leaders + list(range(start, stop))
         sims = (matrix[start:stop] @ matrix[columns].T).toarray()
-        leader_cols = list(range(before))
+        # The best of the leaders before this chunk, for all its rows at once; then, row
+        # by row, the leaders the chunk made so far. A tie goes to the older leader.
+        if before:
+            old_best = sims[:, :before].argmax(axis=1)
+            old_value = sims[np.arange(stop - start), old_best]
+        new_cols: list[int] = []
         for i in range(start, stop):
-            row = sims[i - start]
-            if leader_cols:
-                candidates = row[leader_cols]
-                best = int(np.argmax(candidates))
-                if candidates[best] >= threshold:
-                    groups[best].append(i)
-                    continue
+            r = i - start
+            best, value = (int(old_best[r]), old_value[r]) if before else (-1, -1.0)
+            if new_cols:
+                candidates = sims[r, new_cols]
+                k = int(np.argmax(candidates))
+                if candidates[k] > value:
+                    best, value = before + k, candidates[k]
+            if best >= 0 and value >= threshold:
+                groups[best].append(i)
+                continue
             leaders.append(i)
-            leader_cols.append(before + i - start)
+            new_cols.append(before + r)
             groups.append([i])
     return groups
 
@@ -353,5 +369,7 @@ def _timestamp(moment: datetime | None) -> float:
 
 def yaml_scalar(text: str) -> str:
     """Return ``text`` as a one-line YAML scalar, quoted only when YAML needs it."""
+    if _PLAIN.fullmatch(text):
+        return text  # what safe_dump writes for it, in a thousandth of the time
     dumped = yaml.safe_dump({"k": " ".join(text.split())}, allow_unicode=True, width=10**6)
     return dumped[len("k: ") :].rstrip("\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,13 +18,26 @@ from typing import Any
 
 from bot.analysis.clusters import Cluster, cluster, with_nearest, yaml_scalar
 from bot.config import CHINA_TIME, DEFAULTS
-from bot.match.engine import Bot
+from bot.match.engine import Bot, Reply
 from bot.match.text import normalize
 from bot.querylog import QueryLog
 from bot.querylog.masking import TOKENS
 
-__all__ = ["Learned", "known_wordings", "learned_by_faq", "parse_since", "unanswered_clusters"]
+__all__ = [
+    "Learned",
+    "asked",
+    "known_wordings",
+    "learned_by_faq",
+    "parse_since",
+    "unanswered_clusters",
+]
 
+# What each bank served answers to the questions the analysis asks it (the nearest FAQ
+# of a cluster, a suggestion's reply today): a reload serves a new Bot, and the old
+# one's replies go with it. At most _ASKED_MAX per bank, then it starts afresh.
+_ASKED: weakref.WeakKeyDictionary[Bot, dict[str, Reply]] = weakref.WeakKeyDictionary()
+_ASKED_LOCK = threading.Lock()
+_ASKED_MAX = 4096
 _SINCE = re.compile(r"(\d{1,4})\s*([dhw])")
 _UNITS = {"d": "days", "h": "hours", "w": "weeks"}
 
@@ -36,7 +51,8 @@ def unanswered_clusters(
     settings: Mapping[str, Any] | None = None,
     nearest_for: int | None = 50,
 ) -> list[Cluster]:
-    """Cluster the unanswered and low-confidence questions of [since, until), largest first.
+    """Cluster the unanswered and low-confidence questions of [since, until), largest first:
+    the ``CLUSTER_MAX_ROWS`` distinct questions asked most often, each with its count.
 
     The nearest FAQ (by the engine's own ranking) is looked up for the first
     ``nearest_for`` clusters only (None: all), since each lookup asks the
@@ -44,7 +60,8 @@ def unanswered_clusters(
     """
     # The CLUSTER_* settings; DEFAULTS for any not given (callers may pass a partial mapping).
     settings = {**DEFAULTS, **{k: v for k, v in (settings or {}).items() if v is not None}}
-    rows = log.unanswered(
+    # Grouped by text in the database: a year of questions is a few thousand texts.
+    rows = log.unanswered_texts(
         since,
         until,
         threshold=float(settings["CLUSTER_LOW_SCORE"]),
@@ -53,10 +70,25 @@ def unanswered_clusters(
     clusters = cluster(rows, threshold=float(settings["CLUSTER_THRESHOLD"]))
     return with_nearest(
         clusters,
-        lambda question: next(iter(bot.ask(question).candidates), None),
+        lambda question: next(iter(asked(bot, question).candidates), None),
         alternate_min_score=float(settings["CLUSTER_ALTERNATE_MIN_SCORE"]),
         limit=nearest_for,
     )
+
+
+def asked(bot: Bot, question: str) -> Reply:
+    """``bot.ask(question)``, remembered for as long as ``bot`` is served: the pages of
+    the analysis ask the same wordings again on every view."""
+    with _ASKED_LOCK:
+        memo = _ASKED.setdefault(bot, {})
+        reply = memo.get(question)
+    if reply is None:
+        reply = bot.ask(question)
+        with _ASKED_LOCK:
+            if len(memo) >= _ASKED_MAX:
+                memo.clear()
+            memo[question] = reply
+    return reply
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.analysis.report import known_wordings, learned_by_faq, unanswered_clusters
+from bot.analysis.report import asked, known_wordings, learned_by_faq, unanswered_clusters
 from bot.match.engine import Bot
 from bot.match.text import normalize
 from bot.querylog import QueryLog
@@ -91,7 +91,7 @@ def suggestions(
             continue
         if norm in known_wordings(faq.texts):
             continue
-        reply = bot.ask(wording)
+        reply = asked(bot, wording)
         if reply.type == "answer" and reply.faq_id == faq_id:
             continue
         out.append(

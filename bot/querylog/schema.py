@@ -2,11 +2,11 @@
 
 :func:`open_engine` opens the engine (SQLite set up for one writer thread and
 many readers). :func:`make_tables` defines the ``queries``, ``feedback``,
-``curation`` and ``schema_version`` tables (in one PostgreSQL schema, or
-none). The schema is versioned in ``schema_version``: :func:`upgrade` applies
-the steps in ``MIGRATIONS`` that the database lacks, in order, on the caller's
-connection, inside its transaction;
-on PostgreSQL it first takes an advisory lock, so that workers starting together
+``curation``, ``summary_days``, ``summary_counts`` and ``schema_version`` tables
+(in one PostgreSQL schema, or none). The schema is versioned in
+``schema_version``: :func:`upgrade` applies the steps in ``MIGRATIONS`` that
+the database lacks, in order, on the caller's connection, inside its
+transaction; on PostgreSQL it first takes an advisory lock, so that workers starting together
 do not race (on SQLite the caller's ``BEGIN IMMEDIATE`` does the same). A
 database newer than this code is refused.
 
@@ -77,6 +77,8 @@ class Tables:
     feedback: sa.Table
     versions: sa.Table
     curation: sa.Table
+    summary_days: sa.Table
+    summary_counts: sa.Table
 
 
 def make_tables(schema: str | None, max_chars: int) -> Tables:
@@ -136,7 +138,24 @@ def make_tables(schema: str | None, max_chars: int) -> Tables:
         sa.Column("before", sa.Text),
         sa.Column("after", sa.Text),
     )  # fmt: skip
-    return Tables(metadata, queries, feedback, versions, curation)
+    # The dashboard's figures of closed local days (bot.querylog.summary): a day in
+    # summary_days has its visitors' questions and feedback counted in summary_counts
+    # by reply type and FAQ; a row written later for that day deletes both.
+    summary_days = sa.Table(
+        "summary_days", metadata,
+        sa.Column("day", sa.Date, primary_key=True, autoincrement=False),
+        sa.Column("filled_at", _UTCDateTime, nullable=False),
+    )  # fmt: skip
+    summary_counts = sa.Table(
+        "summary_counts", metadata,
+        sa.Column("day", sa.Date, nullable=False, index=True),
+        sa.Column("reply_type", sa.String(16), nullable=False),
+        sa.Column("faq_id", sa.String(128)),
+        sa.Column("questions", sa.Integer, nullable=False),
+        sa.Column("rated", sa.Integer, nullable=False),  # feedback rows on those questions
+        sa.Column("helpful", sa.Integer, nullable=False),
+    )  # fmt: skip
+    return Tables(metadata, queries, feedback, versions, curation, summary_days, summary_counts)
 
 
 def _create_log_tables(conn: Connection, t: Tables) -> None:
@@ -182,6 +201,10 @@ def _add_internal_and_indexes(conn: Connection, t: Tables) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _create_summary(conn: Connection, t: Tables) -> None:
+    t.metadata.create_all(conn, tables=[t.summary_days, t.summary_counts])
+
+
 # Append only; a step never changes once released. A later step that alters a
 # table issues its own DDL here, and the table definitions above follow it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, Tables], None]], ...] = (
@@ -189,6 +212,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, Tables], None]], ...] = 
     (2, "queries.from_query_id and feedback.reason", _add_choice_links),
     (3, "curation: staff decisions about the bank", _create_curation),
     (4, "queries.internal and the indexes of a year of traffic", _add_internal_and_indexes),
+    (5, "summary_days and summary_counts: the dashboard's closed days", _create_summary),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

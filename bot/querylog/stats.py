@@ -3,7 +3,9 @@
 A :class:`LogReader` reads the tables of :mod:`bot.querylog.schema` through one
 SQLAlchemy engine; :class:`bot.querylog.QueryLog` is one, with the writing on top.
 Every question and comment read is masked again with :func:`bot.querylog.masking.mask`,
-so rules added since a row was written apply to it too.
+so rules added since a row was written apply to it too. The dashboard's figures
+(questions per day, reply types, top FAQs, feedback) are those of
+:class:`bot.querylog.summary.DayFigures`, which it inherits.
 
 ``since`` and ``until`` bound ``created_at`` as [since, until); either may be
 None. Naive datetimes are taken as UTC. Days are local days, shifted from UTC
@@ -18,23 +20,28 @@ is left out of every figure and listing; :meth:`LogReader.queries` and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Generator, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from bot.config import CHINA_UTC_OFFSET_MINUTES
 from bot.querylog.masking import mask
-from bot.querylog.schema import REPLY_TYPES, Tables, as_utc
+from bot.querylog.schema import Tables, as_utc
+from bot.querylog.summary import DayFigures
 
 __all__ = ["LogReader"]
 
 # The columns of a listing's row (LogReader.queries with brief=True).
 _BRIEF = ("id", "created_at", "question", "reply_type", "faq_id", "score", "session", "internal")
+# How long before the period a reply may have been shown whose chip was clicked in it.
+_CHIP_WINDOW = timedelta(days=1)
+# Distinct questions an export remembers masked (then it starts afresh): bounded memory.
+_MASK_MEMO = 50_000
 
 
-class LogReader:
+class LogReader(DayFigures):
     """Reads of the log in tables ``t`` through ``engine``."""
 
     def __init__(
@@ -43,103 +50,6 @@ class LogReader:
         self._engine = engine
         self._t = t
         self._offset = timedelta(minutes=utc_offset_minutes)
-
-    def daily_counts(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Questions per local day and reply type, one row per day, days without any as 0.
-
-        Each row: ``{"day": date, "answer": n, "clarify": n, "fallback": n, "total": n}``.
-        """
-        q = self._t.queries
-        day = self._day(q.c.created_at).label("day")
-        stmt = (
-            sa.select(day, q.c.reply_type, sa.func.count().label("n"))
-            .where(*self._period(since, until))
-            .group_by(day, q.c.reply_type)
-        )
-        counts: dict[date, dict[str, int]] = {}
-        with self._engine.connect() as conn:
-            for d, reply_type, n in conn.execute(stmt):
-                d = d if isinstance(d, date) else date.fromisoformat(d)
-                counts.setdefault(d, {})[reply_type] = n
-        first = self._local_day(since) if since else min(counts, default=None)
-        last = self._local_day(until - timedelta(microseconds=1)) if until else None
-        last = last or max(counts, default=None)
-        rows = []
-        d = first
-        while d is not None and last is not None and d <= last:
-            by_type = counts.get(d, {})
-            row: dict[str, Any] = {"day": d}
-            row.update({t: by_type.get(t, 0) for t in REPLY_TYPES})
-            row["total"] = sum(by_type.values())
-            rows.append(row)
-            d += timedelta(days=1)
-        return rows
-
-    def type_shares(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Count and share of each reply type: ``[{"type", "count", "share"}]``, all three."""
-        q = self._t.queries
-        stmt = (
-            sa.select(q.c.reply_type, sa.func.count())
-            .where(*self._period(since, until))
-            .group_by(q.c.reply_type)
-        )
-        with self._engine.connect() as conn:
-            counts = {reply_type: n for reply_type, n in conn.execute(stmt)}
-        total = sum(counts.values())
-        return [
-            {
-                "type": t,
-                "count": counts.get(t, 0),
-                "share": counts.get(t, 0) / total if total else 0.0,
-            }
-            for t in REPLY_TYPES
-        ]
-
-    def top_faqs(
-        self, since: datetime | None = None, until: datetime | None = None, *, limit: int = 10
-    ) -> list[dict[str, Any]]:
-        """The FAQs answered most often: ``[{"faq_id", "count"}]``, most first."""
-        q = self._t.queries
-        n = sa.func.count().label("n")
-        stmt = (
-            sa.select(q.c.faq_id, n)
-            .where(q.c.reply_type == "answer", q.c.faq_id.is_not(None))
-            .where(*self._period(since, until))
-            .group_by(q.c.faq_id)
-            .order_by(n.desc(), q.c.faq_id)
-            .limit(limit)
-        )
-        with self._engine.connect() as conn:
-            return [{"faq_id": f, "count": c} for f, c in conn.execute(stmt)]
-
-    def helpful_rates(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        """Feedback per FAQ for queries in the range, most feedback first.
-
-        Each row: ``{"faq_id", "helpful", "not_helpful", "total", "rate"}`` where
-        ``rate`` is helpful / total.
-        """
-        q, fb = self._t.queries, self._t.feedback
-        helpful = sa.func.sum(sa.case((fb.c.helpful, 1), else_=0)).label("helpful")
-        total = sa.func.count().label("total")
-        stmt = (
-            sa.select(q.c.faq_id, helpful, total)
-            .select_from(fb.join(q, fb.c.query_id == q.c.id))
-            .where(q.c.faq_id.is_not(None))
-            .where(*self._period(since, until))
-            .group_by(q.c.faq_id)
-            .order_by(total.desc(), q.c.faq_id)
-        )
-        with self._engine.connect() as conn:
-            return [
-                {"faq_id": f, "helpful": h, "not_helpful": n - h, "total": n, "rate": h / n}
-                for f, h, n in conn.execute(stmt)
-            ]
 
     def queries(
         self,
@@ -188,6 +98,55 @@ class LogReader:
         for row in rows:
             row["question"] = mask(row["question"])
         return rows
+
+    def export_rows(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        types: Iterable[str] | None = None,
+        text: str | None = None,
+        session: str | None = None,
+        internal: bool | None = False,
+        batch: int = 2000,
+        shown: Callable[[str], str] | None = None,
+    ) -> Generator[list[tuple[str, str, str, str | None, float | None]], None, None]:
+        """The rows :meth:`queries` would list without a limit, newest first, as lists of
+        up to ``batch`` tuples ``(local time "YYYY-MM-DD HH:MM:SS", question masked,
+        reply_type, faq_id, score)``: the CSV export of a year. ``shown`` is applied to
+        each distinct masked question once (the CSV cell guard).
+
+        One query read through a server-side cursor (PostgreSQL; SQLite steps its
+        statement as rows are fetched), so memory holds one batch whatever the range;
+        the database writes the local time, so no datetime is built per row. The
+        connection is held until the generator is exhausted or closed.
+        """
+        q = self._t.queries
+        where = self._listed(since, until, types, text, session, internal)
+        stmt = (
+            sa.select(
+                self._local_time_text(q.c.created_at), q.c.question, q.c.reply_type,
+                q.c.faq_id, q.c.score,
+            )
+            .where(*where)
+            .order_by(q.c.created_at.desc(), q.c.id.desc())
+        )  # fmt: skip
+        # Questions repeat (hot topics, clicked chips): each distinct one is masked once.
+        masked: dict[str, str] = {}
+
+        def masked_once(question: str) -> str:
+            found = masked.get(question)
+            if found is None:
+                if len(masked) >= _MASK_MEMO:
+                    masked.clear()
+                found = mask(question)
+                found = masked[question] = found if shown is None else shown(found)
+            return found
+
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(stmt)
+            for part in result.partitions(batch):
+                yield [(at, masked_once(q), kind, faq, score) for at, q, kind, faq, score in part]
 
     def _listed(
         self,
@@ -243,23 +202,58 @@ class LogReader:
         """Questions the bot could not answer well: fallback, clarify, score below
         ``threshold``, or a reply the visitor found unhelpful (都不是 included); rows
         as in :meth:`queries`, newest first."""
-        q, fb = self._t.queries, self._t.feedback
-        unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
+        q = self._t.queries
         stmt = (
             sa.select(q)
-            .where(*self._period(since, until))
-            .where(
-                sa.or_(
-                    q.c.reply_type.in_(["fallback", "clarify"]),
-                    q.c.score.is_(None),
-                    q.c.score < threshold,
-                    q.c.id.in_(unhelpful),
-                )
-            )
+            .where(*self._period(since, until), self._unanswered(threshold))
             .order_by(q.c.created_at.desc(), q.c.id.desc())
             .limit(limit)
         )
         return self._rows(stmt)
+
+    def unanswered_texts(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        threshold: float = 0.5,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The questions of :meth:`unanswered`, grouped in the database by their stored
+        text: rows ``{"question", "normalized", "count", "first_seen", "last_seen"}``,
+        masked again, most asked first (then most recently asked); ``limit`` distinct
+        texts at most, however many times they were asked (the clusters of a year)."""
+        q = self._t.queries
+        n = sa.func.count().label("n")
+        last = sa.func.max(q.c.created_at).label("last_seen")
+        stmt = (
+            sa.select(q.c.question, q.c.normalized, n, sa.func.min(q.c.created_at), last)
+            .where(*self._period(since, until), self._unanswered(threshold))
+            .group_by(q.c.question, q.c.normalized)
+            .order_by(n.desc(), last.desc(), q.c.question)
+            .limit(limit)
+        )
+        keys = ("question", "normalized", "count", "first_seen", "last_seen")
+        with self._engine.connect() as conn:
+            rows = [dict(zip(keys, r, strict=True)) for r in conn.execute(stmt)]
+        for row in rows:
+            row["question"], row["normalized"] = mask(row["question"]), mask(row["normalized"])
+            for key in ("first_seen", "last_seen"):
+                # An aggregate's type is the driver's: SQLite gives text.
+                at = row[key]
+                at = datetime.fromisoformat(at) if isinstance(at, str) else at
+                row[key] = None if at is None else as_utc(at)
+        return rows
+
+    def _unanswered(self, threshold: float) -> sa.ColumnElement[bool]:
+        q, fb = self._t.queries, self._t.feedback
+        unhelpful = sa.select(fb.c.query_id).where(fb.c.helpful.is_(False))
+        return sa.or_(
+            q.c.reply_type.in_(["fallback", "clarify"]),
+            q.c.score.is_(None),
+            q.c.score < threshold,
+            q.c.id.in_(unhelpful),
+        )
 
     def learned_wordings(
         self,
@@ -280,7 +274,8 @@ class LogReader:
         ``low_score`` and the visitor said it helped. Rows ``{"faq_id",
         "question", "chosen", "helpful", "count"}``, questions masked, grouped by
         FAQ and question; most ``count`` first. ``since``/``until`` bound the
-        time of the choice or of the answered question.
+        time of the choice (its reply at most a day before ``since``) or of the answered
+        question.
         """
         q, fb = self._t.queries, self._t.feedback
         parent = q.alias("parent")
@@ -292,6 +287,9 @@ class LogReader:
             .where(sa.or_(parent.c.faq_id.is_(None), parent.c.faq_id != q.c.faq_id))
             .where(sa.or_(parent.c.reply_type != "answer", parent.c.score < low_score))
             .where(*self._period(since, until))
+            # A chip is clicked moments after its reply: bounding the reply's time lets
+            # PostgreSQL read the replies of the period by index, not the whole log.
+            .where(*self._between(parent.c.created_at, since and since - _CHIP_WINDOW, until))
             .group_by(q.c.faq_id, parent.c.question)
         )
         helpful_n = sa.func.count(sa.distinct(fb.c.query_id)).label("n")
@@ -353,34 +351,12 @@ class LogReader:
             row["candidates"] = json.loads(row["candidates"])
         return rows
 
-    def _period(
-        self, since: datetime | None, until: datetime | None, internal: bool | None = False
-    ) -> list[sa.ColumnElement[bool]]:
-        """The questions of [since, until): visitors' (``internal=False``), internal
-        traffic's (True) or all (None)."""
-        q = self._t.queries
-        where = self._between(q.c.created_at, since, until)
-        if internal is not None:
-            # Compared with "=", which every backend's index serves ("IS" is not).
-            where.append(q.c.internal == (sa.true() if internal else sa.false()))
-        return where
-
-    @staticmethod
-    def _between(
-        column: sa.ColumnElement[Any], since: datetime | None, until: datetime | None
-    ) -> list[sa.ColumnElement[bool]]:
-        conditions = []
-        if since is not None:
-            conditions.append(column >= since)
-        if until is not None:
-            conditions.append(column < until)
-        return conditions
-
-    def _day(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    def _local_time_text(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+        """``column`` as local time text to the second, cut (not rounded) as isoformat's
+        first 19 characters are."""
         minutes = int(self._offset.total_seconds() // 60)
         if self._engine.dialect.name == "sqlite":
-            return sa.func.date(column, f"{minutes:+d} minutes")
-        return sa.cast(column + sa.literal(self._offset, sa.Interval), sa.Date)
-
-    def _local_day(self, moment: datetime) -> date:
-        return (as_utc(moment) + self._offset).date()
+            # Stored as "YYYY-MM-DD HH:MM:SS.ffffff": the fraction is cut before shifting.
+            return sa.func.datetime(sa.func.substr(column, 1, 19), f"{minutes:+d} minutes")
+        shifted = sa.func.date_trunc("second", column) + sa.literal(self._offset, sa.Interval)
+        return sa.func.to_char(shifted, "YYYY-MM-DD HH24:MI:SS")

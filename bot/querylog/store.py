@@ -38,7 +38,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from bot.querylog.schema import (
 )
 from bot.querylog.shipper import Shipper
 from bot.querylog.stats import LogReader
+from bot.querylog.summary import days_of, forget_days
 from bot.querylog.writer import Row, Writer
 
 __all__ = ["QueryLog", "QueryLogError", "UnknownQuery"]
@@ -288,6 +289,7 @@ class QueryLog(LogReader, CurationRecords):
         old = sa.select(q.c.id).where(q.c.created_at < cutoff)
         with self._writing() as conn:
             conn.execute(fb.delete().where(fb.c.query_id.in_(old)))
+            forget_days(conn, self._t, [self.local_day(cutoff)], up_to=True)
             return conn.execute(q.delete().where(q.c.created_at < cutoff)).rowcount
 
     def _clean(self, text: str) -> str:
@@ -354,6 +356,19 @@ class QueryLog(LogReader, CurationRecords):
                 conn.execute(self._t.queries.insert(), queries)
             if feedback:
                 conn.execute(self._t.feedback.insert(), feedback)
+            forget_days(conn, self._t, self._days_written(conn, queries, feedback))
+
+    def _days_written(
+        self, conn: Connection, queries: list[dict[str, Any]], feedback: list[dict[str, Any]]
+    ) -> set[date]:
+        """The local days whose figures rows written now change: the questions' days, and
+        the days of the questions the feedback is about (the summary counts it there)."""
+        moments = [row["created_at"] for row in queries]
+        if feedback:
+            q = self._t.queries
+            ids = list({row["query_id"] for row in feedback})
+            moments += conn.scalars(sa.select(q.c.created_at).where(q.c.id.in_(ids)))
+        return days_of(moments, self._offset)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
