@@ -141,6 +141,9 @@ DEFAULTS: dict[str, Any] = {
     "ADMIN_PAGE_SIZE": 50,
     "ADMIN_CLUSTERS_SHOWN": 50,
     "ADMIN_MAX_DAYS": 366,
+    # A worker's first console request prepares the dashboard's year and the
+    # suggestions in the background (bot/web/admin/warm.py); false: the pages do it.
+    "ADMIN_WARM": True,
     # Largest body of the FAQ editor's forms and of an uploaded workbook (bytes).
     "ADMIN_MAX_FORM_BYTES": 2_000_000,
     # Send the console's session cookie over HTTPS only (set true behind TLS).

@@ -6,18 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask, session
 from flask.sessions import NullSession
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
 
+from bot.analysis import report as analysis_report
 from bot.config import ConfigError
+from bot.match.engine import Bot
 from bot.web import admin as web_admin
 from bot.web import create_app
 from bot.web.admin import filters as admin_filters
@@ -1013,3 +1017,71 @@ def test_the_dashboard_shows_todays_spikes(app, analyst):
     html = analyst.get("/admin/").text
     assert '<h2 id="h-spikes">今天提问明显增多的问答</h2>' in html
     assert f"<li><code>building-report</code> {BUILDING_Q}：今天 12 次，平时约 0.0 次</li>" in html
+
+
+# --- the first views prepared in the background (bot/web/admin/warm.py) ------------
+
+
+def _counted_days(app: Flask) -> int:
+    engine = sa.create_engine(app.config["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM summary_days").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _warmed(app: Flask) -> threading.Thread:
+    thread = app.extensions["xiaocheng_admin_warm"].thread
+    assert thread is not None, "no warming thread was started"
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the warming thread did not finish in 30 s"
+    return thread
+
+
+def test_the_first_console_request_prepares_the_year_and_the_suggestions(make_app) -> None:
+    app = make_app(ADMIN_WARM=True)
+    service = app.extensions["xiaocheng"]
+    now = datetime.now(UTC)
+    for age in (3, 2):
+        service.querylog.log_query(
+            "马路上天天有人摆摊卖菜", reply_type="fallback", score=0.05,
+            created_at=now - timedelta(days=age),
+        )  # fmt: skip
+    service.querylog.flush()
+    assert _counted_days(app) == 0
+    app.test_client().get("/admin/login")  # before anyone has logged in
+    first = _warmed(app)
+    assert _counted_days(app) == 365  # every closed day of the longest range (366 days)
+    assert "马路上天天有人摆摊卖菜" in analysis_report._ASKED[service.bot]
+    logged_in(app).get("/admin/")
+    assert app.extensions["xiaocheng_admin_warm"].thread is first  # warm: not again
+
+    service.swap_bot(Bot.load(MINI_FAQ, index_path=app.config["INDEX_PATH"],
+                              cache_dir=app.config["CACHE_DIR"]))  # fmt: skip
+    app.test_client().get("/admin/login")
+    assert _warmed(app) is not first  # a new bank is warmed again
+    assert "马路上天天有人摆摊卖菜" in analysis_report._ASKED[service.bot]
+
+
+def test_no_warming_when_switched_off(make_app) -> None:
+    app = make_app(ADMIN_WARM=False)
+    app.test_client().get("/admin/login")
+    assert app.extensions["xiaocheng_admin_warm"].thread is None
+    assert _counted_days(app) == 0
+
+
+def test_warming_against_a_broken_log_is_one_warning(make_app, caplog) -> None:
+    app = make_app(ADMIN_WARM=True)
+    service = app.extensions["xiaocheng"]
+    engine = sa.create_engine(app.config["DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE summary_days")
+    engine.dispose()
+    with caplog.at_level("WARNING", logger="bot.web.admin.warm"):
+        app.test_client().get("/admin/login")
+        _warmed(app)
+    warnings = [r for r in caplog.records if r.name == "bot.web.admin.warm"]
+    assert len(warnings) == 1 and "summary_days" in warnings[0].getMessage()
+    assert warnings[0].exc_info is None
+    assert service.bot is not None

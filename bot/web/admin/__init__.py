@@ -2,7 +2,8 @@
 records in :mod:`.sessions` and its lockout in :mod:`.throttle`), :mod:`.filters`,
 :mod:`.views` (the pages), :mod:`.curation` (suggestions inbox, history),
 :mod:`.editor` (the FAQ editor), :mod:`.workbook` (Excel download and upload),
-:mod:`.export` (CSV) and :mod:`.charts` (SVG);
+:mod:`.export` (CSV), :mod:`.charts` (SVG) and :mod:`.warm` (the first views' work,
+in the background);
 :func:`init_app` puts them on an app."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from flask import Blueprint, Flask, current_app, request
 from flask_limiter import Limiter
 
 from bot.web import errors
-from bot.web.admin import auth, curation, editor, export, views, workbook
+from bot.web.admin import auth, curation, editor, export, views, warm, workbook
 
 __all__ = ["init_app"]
 
@@ -61,6 +62,7 @@ def init_app(app: Flask) -> None:
     bp.add_url_rule("/static/<path:filename>", "asset", views.asset)
     bp.after_request(views.private)
     bp.context_processor(views.template_globals)
+    warm.init_app(app, bp)
     app.register_blueprint(bp)
     app.extensions["xiaocheng_admin_assets"] = views.asset_versions()
     app.before_request(_larger_bodies)  # before the guard reads the form's CSRF token
