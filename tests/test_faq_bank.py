@@ -101,6 +101,8 @@ def test_no_reply_names_a_channel_twice(bot: Bot, bank) -> None:
         # A complaint with a place in it, as citizens write them (the clerk takes the place out).
         ("洪山区桔园小区马路变成了菜市场", "vendor-report", True),
         ("小区门口马路变成了菜市场", "vendor-report", True),
+        # A school named as the one who does it, not as the subject (outside.yaml: 幼儿园).
+        ("幼儿园侵占小区绿地", "green-occupy", False),
         # Two or three words about how to reach the bureau.
         ("联系方式", "about-contact", True),
         ("城管电话多少啊", "about-contact", True),

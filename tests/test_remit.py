@@ -10,6 +10,8 @@ import pytest
 
 from bot import Bot
 from bot.match.remit import N_BUCKETS, REMIT_FILE, Remit, buckets
+from bot.quality.evaluate import FALLBACK, Labelled
+from bot.quality.fit import keyword_threshold
 from bot.quality.remit_fit import MESSAGE_WEIGHTS, ROUTED_IN_COST, THRESHOLDS, choose
 
 INSIDE = ["违章建筑怎么举报", "夜间施工噪音扰民", "占道经营摆摊", "油烟扰民找谁", "乱倒建筑垃圾"]
@@ -91,3 +93,31 @@ def test_the_bot_reads_a_message_without_its_places(tmp_path: Path) -> None:
     assert bot.ask(message).faq_id == "vendor-report"
     other = "洛阳市育才路社保怎么补缴"
     assert bot.is_outside(other, bot.pipeline.prepare(other))
+
+
+def test_a_keyword_routes_only_what_the_model_is_less_sure_of_than_the_fit_halves(
+    tmp_path: Path,
+) -> None:
+    """remit_keyword: half the lowest probability of the fit halves' out-of-remit
+    questions with a keyword; under it a keyword (社保 here) no longer routes."""
+    faq = tmp_path / "faq"
+    shutil.copytree(Path(__file__).parent / "data" / "mini_faq", faq)
+    inside = "社保局门口摆摊"  # short: the clerk does not read it
+    Remit.fit([*INSIDE, inside] * 4, OUTSIDE * 2, c=10.0, threshold=0.99).save(faq / REMIT_FILE)
+    bot = Bot.load(faq, cache_dir=tmp_path / "jieba")
+    assert bot.remit is not None and bot.remit_keyword == 0.0
+    routed = "社保卡丢了怎么补办"
+    probs = {q: bot.remit.outside(bot.pipeline.prepare(q).text) for q in (routed, inside)}
+    assert probs[inside] < probs[routed] / 2 and probs[routed] < bot.remit_outside
+    items = [
+        Labelled(routed, FALLBACK, 0),
+        Labelled(inside, "vendor-report", 0),  # in the remit: never sets the threshold
+        Labelled("天气怎么样", FALLBACK, 0),  # no keyword
+    ]
+    threshold = keyword_threshold(bot, [items])
+    assert threshold == pytest.approx(probs[routed] / 2, abs=1e-4)
+    assert all(bot.is_outside(q, bot.pipeline.prepare(q)) for q in (routed, inside))
+    bot.remit_keyword = threshold
+    assert bot.is_outside(routed, bot.pipeline.prepare(routed))
+    assert not bot.is_outside(inside, bot.pipeline.prepare(inside))
+    assert keyword_threshold(bot, [[items[1]]]) == 0.0  # nothing out of the remit to go by

@@ -127,6 +127,7 @@ def test_fit_reads_both_kinds_of_set_and_reports_each(faq_dir: Path, tmp_path: P
     )
     assert values["clarify"] <= values["answer"] and values["clarify_message"] <= values["answer"]
     assert values["tie_window"] in (0.0, *TIE_WINDOWS)
+    assert values["remit_keyword"] == 0.0  # this bank has no out-of-remit model to go by
     held_out = [line for line in out.stdout.splitlines() if line.startswith("held-out half of")]
     assert [line.split(" (")[0] for line in held_out] == [
         f"held-out half of {dev}",

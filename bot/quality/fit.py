@@ -26,6 +26,14 @@ Three steps, each on the fit halves only:
    :data:`TIE_MAX_SHARE` of any set's questions, answered right, would become
    a clarify (two FAQs closer than that are offered, however short the
    question: 罚款).
+
+Before them, the out-of-remit keyword's threshold (``remit_keyword``): a
+keyword of faq/outside.yaml routes a question the learned model is not sure
+of only when the model's out-of-remit probability is at least half the lowest
+it gives any out-of-remit question of the fit halves that has a keyword. Every
+such question stays routed, and a question the model finds more clearly in the
+remit than all of them is matched on its content although it names a school
+or a hospital (幼儿园侵占小区绿地).
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import numpy as np
 from ..match.engine import Bot
 from .evaluate import FALLBACK, Labelled
 
-__all__ = ["FitSet", "fit_thresholds", "TOPIC_WEIGHTS", "TIE_WINDOWS", "COEFS"]
+__all__ = ["FitSet", "fit_thresholds", "keyword_threshold", "TOPIC_WEIGHTS", "TIE_WINDOWS", "COEFS"]
 
 TOPIC_WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 # Raw distances between the best two FAQs under which they count as tied (offered).
@@ -122,14 +130,45 @@ def _topic_weight(bot: Bot, groups: list[list[Labelled]]) -> tuple[float, list[_
     return best
 
 
+def keyword_threshold(bot: Bot, groups: list[list[Labelled]]) -> float:
+    """``remit_keyword``: half the lowest out-of-remit probability among the out-of-remit
+    questions of ``groups`` that have an out-of-remit keyword and that the model alone
+    would not route (0.0 without a model or without such questions)."""
+    if bot.remit is None:
+        return 0.0
+    lowest = math.inf
+    for items in groups:
+        for item in items:
+            if item.id != FALLBACK or item.gap:
+                continue  # in the remit (a gap too: its topic is the bureau's)
+            p = bot.pipeline.prepare(item.q)
+            if bot.hints.outside_topic(p) is None:
+                continue
+            prob = bot.remit.outside(p.text)
+            if prob < bot.remit_outside:
+                lowest = min(lowest, prob)
+    return 0.0 if lowest == math.inf else math.floor(lowest / 2 * 10_000) / 10_000
+
+
 def fit_thresholds(bot: Bot, sets: list[FitSet], *, wrong_cost: float = 4.0) -> dict[str, Any]:
     """The values for faq/thresholds.yaml, fitted on the fit halves ``sets``."""
-    from sklearn.linear_model import LogisticRegression
-
     sets = [s for s in sets if s.items]
     groups = [s.items for s in sets]
     if not groups:
         raise ValueError("no labelled questions to fit on")
+    remit_keyword, bot.remit_keyword = bot.remit_keyword, keyword_threshold(bot, groups)
+    try:
+        values = _fit(bot, sets, groups, wrong_cost=wrong_cost)
+    finally:
+        bot.remit_keyword, fitted = remit_keyword, bot.remit_keyword
+    return {**values, "remit_keyword": fitted}
+
+
+def _fit(
+    bot: Bot, sets: list[FitSet], groups: list[list[Labelled]], *, wrong_cost: float
+) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
     topic_weight, scored = _topic_weight(bot, groups)
     x = np.array([s.evidence for s in scored])
     y = np.array([s.right for s in scored], dtype=int)
