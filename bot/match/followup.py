@@ -35,7 +35,7 @@ At most one extra search (``Matcher.rank``) is made per turn.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..bank import SMALLTALK, Bank
 from .index import Index
@@ -53,18 +53,20 @@ _TRAILING = re.compile(r"呢[\W_]*$")
 class FollowUpConfig:
     """Tuning values of the follow-up reading.
 
-    Chosen on the fit half of tests/data/followups.yaml (bench/bench_followup.py).
+    Chosen on the fit half of tests/data/followups.yaml (bench/bench_followup.py);
+    ``context_weight`` and ``prompt_margin`` again for the rerank of 2026-12-02 (fourth
+    session), whose raw scores lie further apart (0.5 and 0.10 pulled a switch back).
     """
 
     thin_words: int = 2  # a turn with at most this many topic words is too thin to stand alone
     topic_idf: float = 5.0  # a content word rarer than this (word-block IDF) is a topic word
     context_words: int = 3  # how many of the previous FAQ's topic words are put before the turn
-    context_weight: float = 0.5  # share of the contextual search in an FAQ's blended raw score
+    context_weight: float = 0.4  # share of the contextual search in an FAQ's blended raw score
     related_bonus: float = 0.08  # raw score added to the previous FAQ's related entries
     self_bonus: float = 0.03  # raw score added to the previous FAQ itself
     support_window: float = 0.30  # how far behind the alone best a replacing answer may be
     prompt_ratio: float = 0.55  # a related entry within this share of the best blended score…
-    prompt_margin: float = 0.10  # …and this far ahead of the next related entry is the answer
+    prompt_margin: float = 0.15  # …and this far ahead of the next related entry is the answer
 
 
 def is_marked(text: str) -> bool:
@@ -161,6 +163,7 @@ class FollowUp:
             text=f"{head.text}{sep}{p.text}",
             words=head.words + p.words,
             pinyin=head.pinyin + p.pinyin,
+            tokens=head.tokens + p.tokens,
             message=p.message,
         )
 
@@ -272,4 +275,4 @@ def _floor(pos: int, last: Candidate) -> Candidate:
 
 
 def _raised(cand: Candidate, bonus: float) -> Candidate:
-    return Candidate(cand.pos, cand.raw + bonus, cand.retrieval, cand.fuzz, cand.pinyin, cand.votes)
+    return replace(cand, raw=cand.raw + bonus)
