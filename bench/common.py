@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: the BQ split, synthetic banks, timing and machine facts.
+"""Shared pieces of the benchmarks: BQ and LCQMC splits, synthetic banks, timing, machine facts.
 
 The benchmarks are scripts (``python bench/bench_latency.py``), not a package:
 each puts the repository root on ``sys.path`` and imports this module as a
@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -29,6 +30,7 @@ from bot.bank import Bank, Faq  # noqa: E402 - needs the root on sys.path first
 from bot.site import DEFAULT_SITE  # noqa: E402
 
 BQ_PATH = ROOT.parent / "shared" / "eval-data" / "bq_corpus" / "dev.tsv"
+LCQMC_PATH = ROOT.parent / "shared" / "eval-data" / "lcqmc" / "dev.txt"
 LIBS = ("numpy", "scipy", "scikit-learn", "jieba", "rapidfuzz", "rank-bm25", "pypinyin")
 
 
@@ -42,6 +44,9 @@ class BqTask:
     faqs: list[tuple[str, ...]]  # per FAQ: its indexed texts, question first
     queries: list[str]
     gold: list[int]  # FAQ position of each query
+    # Per query: False when its text, punctuation and case aside, is another FAQ's question
+    # (LCQMC has such queries: an exact match is then the wrong answer). None: all True.
+    distinct: list[bool] | None = None
 
     @property
     def n_indexed(self) -> int:
@@ -92,6 +97,45 @@ def load_bq(path: Path = BQ_PATH) -> BqTask:
     if counts != (978, 1311, 2436):
         raise SystemExit(f"Error: BQ split gave {counts}, expected (978, 1311, 2436)")
     return task
+
+
+def _same_text(text: str) -> str:
+    """``text`` without punctuation, spacing or case: the key that merges LCQMC questions."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).lower())
+
+
+def load_lcqmc(path: Path = LCQMC_PATH) -> BqTask:
+    """LCQMC dev as FAQ retrieval, exactly as shared/eval-data/README.md describes.
+
+    The bank is the distinct first sentences in sorted order (FAQ ``lc{i:05d}``),
+    those equal once punctuation and case are ignored merged into the first; the
+    queries are the second sentences of positive pairs that differ from their
+    first, gold being that first sentence's (kept) FAQ.
+    """
+    if not path.is_file():
+        raise SystemExit(f"Error: {path} not found (LCQMC lives in shared/eval-data)")
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3:
+            pairs.append(tuple(f.strip() for f in fields))
+    kept: dict[str, int] = {}  # merge key → FAQ position
+    faqs: list[tuple[str, ...]] = []
+    pos_of: dict[str, int] = {}
+    for text in sorted({a for a, _, _ in pairs}):
+        key = _same_text(text)
+        if key not in kept:
+            kept[key] = len(faqs)
+            faqs.append((text,))
+        pos_of[text] = kept[key]
+    queries, gold, distinct = [], [], []
+    for a, b, label in pairs:
+        if label == "1" and b != a:
+            queries.append(b)
+            gold.append(pos_of[a])
+            other = kept.get(_same_text(b))
+            distinct.append(other is None or other == pos_of[a])
+    return BqTask(faqs, queries, gold, distinct)
 
 
 def bank_of(faqs: Sequence[Sequence[str]], *, prefix: str, category: str = "bench") -> Bank:

@@ -690,34 +690,34 @@ def _rows(html: str, table: str) -> list[list[str]]:
 def test_accepting_a_suggestion_changes_the_live_answer_and_only_that_line(curator):
     app, faq_dir = curator
     analyst = logged_in(app)
-    choice = _choose(app, analyst, "会被拆吗")
+    choice = _choose(app, analyst, "拆除吗")
     page = analyst.get("/admin/suggestions").text
-    [row] = [r for r in _rows(page, "suggestion-table") if r[0] == "会被拆吗"]
+    [row] = [r for r in _rows(page, "suggestion-table") if r[0] == "拆除吗"]
     assert row[1] == f"{choice['id']} {choice['question']}"
     assert row[2] == "访客点选 1 次；聚类 1 次提问"  # both paths propose it
     assert row[3] == "反问澄清"
 
     path = faq_dir / "building.yaml"
     before = path.read_text(encoding="utf-8").splitlines()
-    form = {"csrf_token": token_of(page), "faq_id": choice["id"], "wording": "会被拆吗"}
+    form = {"csrf_token": token_of(page), "faq_id": choice["id"], "wording": "拆除吗"}
     response = analyst.post("/admin/suggestions/accept", data=form)
     assert response.status_code == 200
-    assert f"已把“会被拆吗”加为条目 <code>{choice['id']}</code> 的相似问法，题库已重新加载" in (
+    assert f"已把“拆除吗”加为条目 <code>{choice['id']}</code> 的相似问法，题库已重新加载" in (
         response.text
     )
     after = path.read_text(encoding="utf-8").splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert len(after) == len(before) and len(changed) == 1
     old, new = changed[0]
-    assert new.startswith("    alternates: [") and new.replace(", 会被拆吗]", "]") == old
+    assert new.startswith("    alternates: [") and new.replace(", 拆除吗]", "]") == old
 
     # The live bot answers it now, without a restart; the suggestion is gone by itself.
-    reply = analyst.post("/api/ask", json={"q": "会被拆吗"}).get_json()
+    reply = analyst.post("/api/ask", json={"q": "拆除吗"}).get_json()
     assert (reply["type"], reply["faq"]["id"]) == ("answer", choice["id"])
     page = analyst.get("/admin/suggestions").text
-    assert "会被拆吗" not in "".join(r[0] for r in _rows_or_empty(page))
+    assert "拆除吗" not in "".join(r[0] for r in _rows_or_empty(page))
     history = _rows(analyst.get("/admin/history").text, "history-table")
-    assert history[0][1:6] == ["采纳建议", choice["id"], "会被拆吗", "+ 会被拆吗", "building.yaml"]
+    assert history[0][1:6] == ["采纳建议", choice["id"], "拆除吗", "+ 拆除吗", "building.yaml"]
     assert history[0][6] == "分析后台（127.0.0.1）"
 
 
@@ -749,7 +749,7 @@ def test_a_suggestion_for_an_unknown_entry_or_without_a_token_is_refused(curator
     analyst = logged_in(app)
     page = analyst.get("/admin/suggestions").text
     assert "这段时间没有待处理的问法建议。" in page
-    form = {"csrf_token": token_of(page), "faq_id": "no-such-faq", "wording": "会被拆吗"}
+    form = {"csrf_token": token_of(page), "faq_id": "no-such-faq", "wording": "拆除吗"}
     response = analyst.post("/admin/suggestions/accept", data=form)
     assert response.status_code == 400
     assert "这条建议已无法处理（条目不存在或问法为空），请刷新页面后再试。" in response.text

@@ -54,14 +54,14 @@ def test_ask_jsonl_keeps_one_line_per_question(faq_dir: Path, tmp_path: Path) ->
 
 def test_ask_jsonl_reads_json_object_lines_with_context(faq_dir: Path, tmp_path: Path) -> None:
     lines = [
-        "会被拆吗",  # alone: a clarify
-        json.dumps({"q": "会被拆吗", "context": {"faq_id": "building-report"}}, ensure_ascii=False),
-        json.dumps({"q": "会被拆吗"}, ensure_ascii=False),  # no context: as alone
-        json.dumps({"q": "会被拆吗", "context": {"faq_id": "no-such-faq"}}, ensure_ascii=False),
-        json.dumps({"q": "会被拆吗", "context": "building-report"}, ensure_ascii=False),
+        "拆除吗",  # alone: a clarify
+        json.dumps({"q": "拆除吗", "context": {"faq_id": "building-report"}}, ensure_ascii=False),
+        json.dumps({"q": "拆除吗"}, ensure_ascii=False),  # no context: as alone
+        json.dumps({"q": "拆除吗", "context": {"faq_id": "no-such-faq"}}, ensure_ascii=False),
+        json.dumps({"q": "拆除吗", "context": "building-report"}, ensure_ascii=False),
         '{"q": 42}',  # not a string q: the line is the question
         "{违建怎么举报",  # not JSON: the line is the question
-        '["会被拆吗"]',
+        '["拆除吗"]',
     ]
     out = run(
         "-m",
@@ -77,7 +77,7 @@ def test_ask_jsonl_reads_json_object_lines_with_context(faq_dir: Path, tmp_path:
     assert out.returncode == 0, out.stderr
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(replies) == len(lines)
-    assert [r["q"] for r in replies[:5]] == ["会被拆吗"] * 5
+    assert [r["q"] for r in replies[:5]] == ["拆除吗"] * 5
     assert [r["type"] for r in replies[:5]] == [
         "clarify",
         "answer",
@@ -86,7 +86,7 @@ def test_ask_jsonl_reads_json_object_lines_with_context(faq_dir: Path, tmp_path:
         "clarify",
     ]
     assert replies[1]["faq"]["id"] == "building-demolish"
-    assert [r["q"] for r in replies[5:]] == ['{"q": 42}', "{违建怎么举报", '["会被拆吗"]']
+    assert [r["q"] for r in replies[5:]] == ['{"q": 42}', "{违建怎么举报", '["拆除吗"]']
 
 
 def test_ask_one_question_as_json(faq_dir: Path, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,68 @@ def test_thresholds_come_from_the_bank(faq_dir: Path, jieba_cache: Path) -> None
     bot = Bot.load(faq_dir, cache_dir=jieba_cache)
     assert (bot.matcher.config.answer, bot.matcher.config.k) == (0.999, 3)
     assert bot.ask("我家楼下有人搭违建").type == "fallback"
+
+
+_FEES = """category: 收费
+faqs:
+  - id: fee-amount
+    question: 垃圾清运费交多少钱
+    answer: 按标准收取。
+  - id: fee-where
+    question: 垃圾清运费去哪里交
+    answer: 到街道办交。
+  - id: fee-refuse
+    question: 不交垃圾清运费会怎样
+    answer: 会被催缴。
+"""
+
+
+@pytest.fixture(scope="module")
+def fee_bot(tmp_path_factory: pytest.TempPathFactory) -> Bot:
+    faq = tmp_path_factory.mktemp("fees") / "faq"
+    shutil.copytree(Path(__file__).parent / "data" / "mini_faq", faq)
+    (faq / "fees.yaml").write_text(_FEES, encoding="utf-8")
+    return Bot.load(faq, cache_dir=tmp_path_factory.mktemp("jieba"))
+
+
+def _raws(bot: Bot, q: str, **config: float) -> dict[str, float]:
+    base = MatcherConfig(kind_penalty=0.0, negation_penalty=0.0)
+    m = Matcher(bot.index, replace(base, **config))
+    return {bot.bank.faqs[c.pos].id: c.raw for c in m.rank(bot.pipeline.prepare(q))}
+
+
+def test_another_question_kind_lowers_a_candidate(fee_bot: Bot) -> None:
+    off = _raws(fee_bot, "垃圾清运费在哪里交")
+    on = _raws(fee_bot, "垃圾清运费在哪里交", kind_penalty=0.5)
+    assert on["fee-amount"] == pytest.approx(off["fee-amount"] - 0.5)  # 多少 against 哪里
+    assert on["fee-where"] == pytest.approx(off["fee-where"])  # 哪里 against 哪里
+    # A question that asks nothing in particular is no mismatch.
+    assert _raws(fee_bot, "垃圾清运费", kind_penalty=0.5) == _raws(fee_bot, "垃圾清运费")
+
+
+def test_a_negation_mismatch_lowers_a_candidate(fee_bot: Bot) -> None:
+    off = _raws(fee_bot, "垃圾清运费不交会怎样")
+    on = _raws(fee_bot, "垃圾清运费不交会怎样", negation_penalty=0.5)
+    assert on["fee-amount"] == pytest.approx(off["fee-amount"] - 0.5)
+    assert on["fee-refuse"] == pytest.approx(off["fee-refuse"])  # both negated
+    # 能不能 asks a question; it negates nothing.
+    q = "垃圾清运费能不能少交"
+    assert _raws(fee_bot, q, negation_penalty=0.5)["fee-amount"] == pytest.approx(
+        _raws(fee_bot, q)["fee-amount"]
+    )
+
+
+def test_bm25_is_one_for_a_wording_and_less_for_others(fee_bot: Bot) -> None:
+    ranked = fee_bot.matcher.rank(fee_bot.pipeline.prepare("垃圾清运费去哪里交"))
+    by_id = {fee_bot.bank.faqs[c.pos].id: c for c in ranked}
+    assert by_id["fee-where"].bm25 == pytest.approx(1.0)
+    assert 0.0 < by_id["fee-amount"].bm25 < 1.0
+    assert ranked[0] is by_id["fee-where"]
+
+
+def test_a_single_grazed_wording_does_not_get_every_vote(bot: Bot) -> None:
+    # Only one wording of the small bank shares anything with this question (如何).
+    ranked = bot.matcher.rank(bot.pipeline.prepare("今天天气如何"))
+    assert len(ranked) == 1
+    assert ranked[0].votes <= 0.2
+    assert bot.ask("今天天气如何").type != "answer"

@@ -216,28 +216,28 @@ def choose_through_the_app(instance: Path, *questions: str) -> list[str]:
 
 
 def test_report_lists_the_wordings_visitors_chose_an_answer_for(instance, capsys):
-    chosen = choose_through_the_app(instance, "会被拆吗", "会被拆吗", "会被拆吗 13812345678")
+    chosen = choose_through_the_app(instance, "拆除吗", "拆除吗", "拆除吗 13812345678")
     assert report_main(["--snippets"]) == 0
     out = capsys.readouterr().out
     section = out[out.index("访客自己选出答案的问法") :].splitlines()
     assert section[0] == "访客自己选出答案的问法（可加为相似问法）：1 个条目"
     assert section[2].startswith(f"1. {chosen[0]}「") and section[2].endswith("」2 次")
-    assert section[3] == "   - 会被拆吗（点选 2 次，有用反馈 0 次）"
+    assert section[3] == "   - 拆除吗（点选 2 次，有用反馈 0 次）"
     # The masked wording is no use as an alternate and is left out; the snippet pastes.
     assert "[手机号]" not in "\n".join(section) and "13812345678" not in out
     assert f"   # 把下面几行加到条目 {chosen[0]} 的 alternates: 下：" in section
-    assert "         - 会被拆吗" in section
+    assert "         - 拆除吗" in section
 
 
 def test_a_wording_the_faq_already_has_is_not_proposed_again(instance, faq_dir, capsys):
-    [chosen] = choose_through_the_app(instance, "会被拆吗")
+    [chosen] = choose_through_the_app(instance, "拆除吗")
     # A curator adds the wording to the chosen entry; the report stops proposing it.
     path = faq_dir / "building.yaml"
     text = path.read_text(encoding="utf-8")
     line = next(x for x in text.splitlines() if x.startswith("  - id: ") and chosen in x)
     after = text.index(line) + len(line)
     after = text.index("alternates: [", after) + len("alternates: [")
-    path.write_text(text[:after] + "会被拆吗, " + text[after:], encoding="utf-8")
+    path.write_text(text[:after] + "拆除吗, " + text[after:], encoding="utf-8")
     assert report_main([]) == 0
     out = capsys.readouterr().out
     assert "访客自己选出答案的问法（可加为相似问法）：0 个条目" in out

@@ -16,7 +16,7 @@ import yaml
 from bot import Bot
 from bot.match.index import Index
 from bot.match.topics import MAX_FAQS, PRUNE, TopicModel
-from bot.quality.fit import TIE_WINDOWS, TOPIC_WEIGHTS
+from bot.quality.fit import TIE_WINDOWS, TOPIC_WEIGHTS, VOTES_WEIGHTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,6 +122,7 @@ def test_fit_reads_both_kinds_of_set_and_reports_each(faq_dir: Path, tmp_path: P
     assert out.returncode == 0, out.stderr
     values = yaml.safe_load((faq_dir / "thresholds.yaml").read_text(encoding="utf-8"))
     assert values["topic_weight"] in TOPIC_WEIGHTS
+    assert values["votes_weight"] in VOTES_WEIGHTS
     assert {"topic_coef", "topic_margin_coef", "answer", "clarify", "clarify_message"} <= set(
         values
     )

@@ -1,8 +1,9 @@
 """Fit, save, load and query the TF-IDF index of the FAQ bank.
 
 One row per standard question and per alternate, each pointing to its FAQ.
-Three feature blocks — segmented words, character 1–3-grams and pinyin
-syllable 1–2-grams — are fitted with scikit-learn's ``TfidfVectorizer``;
+Three feature blocks — every segmented token (stop words included: 什么,
+不, 吗 tell questions apart), character 1–2-grams and pinyin syllable
+1–2-grams — are fitted with scikit-learn's ``TfidfVectorizer``;
 each block's rows are L2-normalised and weighted, so the dot product of a
 query with a row is the weighted sum of the three cosine similarities.
 
@@ -41,7 +42,9 @@ from .topics import TopicModel
 __all__ = ["Index", "IndexSettings", "features", "MAGIC", "FORMAT"]
 
 MAGIC = b"XIAOCHENG-INDEX\n"
-FORMAT = 2  # 2: the topic model (bot/match/topics.py) is part of the index
+# 2: the topic model (bot/match/topics.py) is part of the index.
+# 3: the word block keeps stop words; the character block is 1–2-grams (was 1–3).
+FORMAT = 3
 _LIBS = ("scikit-learn", "scipy", "numpy", "jieba", "pypinyin", "opencc-python-reimplemented")
 
 
@@ -49,18 +52,24 @@ _LIBS = ("scikit-learn", "scipy", "numpy", "jieba", "pypinyin", "opencc-python-r
 class IndexSettings:
     """Weights of the three feature blocks (they sum to 1)."""
 
-    word_weight: float = 0.35
+    word_weight: float = 0.45
     char_weight: float = 0.45
-    pinyin_weight: float = 0.20
+    pinyin_weight: float = 0.10
 
 
 def features(p: Prepared) -> tuple[list[str], list[str], list[str]]:
-    """The word, character n-gram and pinyin n-gram features of a prepared question."""
+    """The word, character n-gram and pinyin n-gram features of a prepared question.
+
+    Words are all of the question's tokens (its content words when it was
+    prepared without them); characters are 1- and 2-grams: 3-grams mostly
+    repeat what the words already say and cost general paraphrases recall
+    (bench/RESULTS.md, 2026-12-02, fourth session).
+    """
     chars = p.text.replace(" ", "")
-    grams = [chars[i : i + n] for n in (1, 2, 3) for i in range(len(chars) - n + 1)]
+    grams = [chars[i : i + n] for n in (1, 2) for i in range(len(chars) - n + 1)]
     py = p.pinyin
     pys = list(py) + [f"{a}_{b}" for a, b in zip(py, py[1:], strict=False)]
-    return list(p.words), grams, pys
+    return list(p.tokens or p.words), grams, pys
 
 
 Features = Callable[[Prepared], tuple[list[str], list[str], list[str]]]
@@ -243,8 +252,10 @@ class Index:
     ) -> list[tuple[int, float, list[int], float]]:
         """The best ``k`` FAQs as (FAQ position, best row score, rows by score, votes).
 
-        ``votes`` is the FAQ's share of the best ``vote_rows`` matching rows:
-        a question close to several wordings of one FAQ gives it many votes.
+        ``votes`` is the FAQ's share of the best ``vote_rows`` rows: a question
+        close to several wordings of one FAQ gives it many votes. A row that
+        does not match at all votes for no FAQ, so a question that grazes a
+        single wording of a small bank does not give that FAQ every vote.
         """
         s = self.scores(p, max_postings=max_postings, vector=vector)
         n = min(rows, self.n_rows)
@@ -261,7 +272,7 @@ class Index:
                 found[pos][1].append(r)
             elif len(found) < k:
                 found[pos] = (score, [r])
-        voters = min(len(faqs), vote_rows)
+        voters = max(1, min(vote_rows, self.n_rows))
         return [(pos, sc, rs, hits.get(pos, 0) / voters) for pos, (sc, rs) in found.items()]
 
     # --- persistence ---------------------------------------------------------

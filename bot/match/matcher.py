@@ -1,9 +1,18 @@
 """Rerank retrieved FAQs, calibrate a score in 0..1 and decide how to reply.
 
-The index gives each FAQ its best TF-IDF similarity. The reranker mixes in
-two edit-distance similarities (rapidfuzz) computed against every question
-of the FAQ: on the normalised text and on its pinyin, so a homophone typo
-costs little. The raw mix is mapped to a calibrated score by a logistic
+The index gives each FAQ its best TF-IDF similarity over the best
+``MatcherConfig.rows`` rows. The reranker scores those rows again and mixes,
+for each FAQ, the best of its rows on each of: a character-unigram BM25
+(saturated counts, length-normalised, as a share of what the question scores
+against itself, so an exact wording scores 1), the pinyin edit-distance ratio
+(rapidfuzz: a homophone typo costs little), and optionally the text's
+edit-distance and longest-common-subsequence ratios (weight 0 by default: on
+BQ and LCQMC they added nothing once BM25 was in); adds the FAQ's share of
+the best rows ("votes": a question close to several wordings of one FAQ) and
+the topic model's score; and subtracts small penalties when the question asks
+another kind of thing than every one of the FAQ's rows (什么 / 哪里 / 多少 /
+怎么 / 能不能 …) or is negated where none of them is (不 / 没 / 未 …), or the
+other way round. The raw mix is mapped to a calibrated score by a logistic
 curve fitted on labelled development questions (``python -m bot fit``).
 Its inputs (:class:`Evidence`) are the best raw score, its margin over the
 next FAQ, how much of the question the best FAQ's wording covers (and by
@@ -20,12 +29,15 @@ to one FAQ's many wordings from one that grazes a single alternate.
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from rapidfuzz import fuzz
+from rapidfuzz.distance import LCSseq
 from rapidfuzz.process import cdist
 
 from .index import Index
@@ -38,12 +50,24 @@ __all__ = ["Candidate", "Decision", "Evidence", "MatcherConfig", "Matcher"]
 class MatcherConfig:
     """Tuning values of the reranker and the decision, overridable from thresholds.yaml."""
 
-    retrieval_weight: float = 0.40
-    fuzz_weight: float = 0.40
+    # The raw mix: weights of the rerank's similarities (0 turns one off and skips its cost).
+    # Chosen on the tuning halves of BQ and LCQMC (bench/bench_quality.py --tune): the
+    # weights whose neighbourhood has the best mean recall@1; LCS and fuzz.ratio got 0 there.
+    retrieval_weight: float = 0.30
+    bm25_weight: float = 0.50
+    lcs_weight: float = 0.0
+    fuzz_weight: float = 0.0
     pinyin_weight: float = 0.20
+    votes_weight: float = 0.20
+    # Subtracted when the question's kind (什么, 哪里 …) or negation differs from every row's.
+    kind_penalty: float = 0.04
+    negation_penalty: float = 0.01
     # The topic model's score (bot/match/topics.py) added to the raw mix, when the index has one.
     topic_weight: float = 0.0
     k: int = 10
+    rows: int = 30  # best-scoring rows the rerank reads (their FAQs are the candidates)
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
     # Query features in more rows than this are skipped (large banks only; see Index.scores).
     max_postings: int = 1000
     # calibrated score = sigmoid(bias + Σ coef * evidence), one coef per Evidence field
@@ -51,7 +75,7 @@ class MatcherConfig:
     raw_coef: float = 10.0
     margin_coef: float = 6.0
     coverage_coef: float = 0.0
-    unknown_coef: float = 0.0
+    unknown_coef: float = -3.0
     votes_coef: float = 0.0
     coverage_margin_coef: float = 0.0
     topic_coef: float = 0.0
@@ -91,6 +115,10 @@ class Candidate:
     votes: float = 0.0  # share of the best-matching rows that are this FAQ's wordings
     topic: float = 0.0  # the topic model's score of this FAQ (0 without a model)
     topic_margin: float = 0.0  # that score minus the best score of any other FAQ
+    bm25: float = 0.0  # character-unigram BM25 of the best row, over the question's maximum
+    lcs: float = 0.0  # longest-common-subsequence ratio of the best row
+    kind: float = 0.0  # 1 when the question asks another kind of thing than all its rows
+    negation: float = 0.0  # 1 when the question's negation differs from all its rows'
 
 
 @dataclass(frozen=True)
@@ -138,30 +166,101 @@ class Matcher:
         self.index = index
         self.config = config
         self._bigram_cache: dict[int, frozenset[str]] = {}
+        self._marks_cache: dict[int, tuple[frozenset[str], bool]] = {}
+        block = index.blocks[1]  # character n-grams: the IDF of each character
+        self._max_idf = float(block.idf.max())
+        self._avg_len = max(1.0, sum(map(len, index.row_text)) / max(1, index.n_rows))
 
     def rank(self, p: Prepared) -> list[Candidate]:
         c = self.config
         vector = self.index.vector(p)
-        found = self.index.top_faqs(p, k=c.k, max_postings=c.max_postings, vector=vector)
+        found = self.index.top_faqs(
+            p, k=c.k, rows=c.rows, max_postings=c.max_postings, vector=vector
+        )
         if not found:
             return []
         topic = self._topic_scores(vector)
         row_text, row_py = self.index.row_text, self.index.row_pinyin
         rows = [r for _, _, found_rows, _ in found for r in found_rows]
-        # Two C calls for every row of every candidate rather than two per row.
-        fuzzes = cdist([p.text], [row_text[r] for r in rows], scorer=fuzz.ratio)[0].tolist()
-        pinyins = cdist([p.pinyin_text], [row_py[r] for r in rows], scorer=fuzz.ratio)[0].tolist()
+        texts = [row_text[r] for r in rows]
+        # One C call for every row of every candidate rather than one per row.
+        zeros = [0.0] * len(rows)
+        fuzzes = _ratios(p.text, texts, fuzz.ratio) if c.fuzz_weight else zeros
+        pinyins = (
+            _ratios(p.pinyin_text, [row_py[r] for r in rows], fuzz.ratio)
+            if c.pinyin_weight
+            else zeros
+        )
+        lcs = _ratios(p.text, texts, LCSseq.normalized_similarity) if c.lcs_weight else zeros
+        bm25 = self._bm25(p.text, rows) if c.bm25_weight else zeros
+        if c.kind_penalty or c.negation_penalty:
+            kinds, negated = _marks(p.text)
+            marks = [self._marks(r) for r in rows]
+            kind = [float(_other_kind(kinds, k)) for k, _ in marks]
+            neg = [float(negated != n) for _, n in marks]
+        else:
+            kind = neg = zeros
         out, start = [], 0
         for pos, retrieval, found_rows, votes in found:
             end = start + len(found_rows)
-            fz, pz = max(fuzzes[start:end]) / 100.0, max(pinyins[start:end]) / 100.0
+            fz, pz = max(fuzzes[start:end]), max(pinyins[start:end])
+            lc, bm = max(lcs[start:end]), max(bm25[start:end])
+            kd, ng = min(kind[start:end]), min(neg[start:end])
             start = end
-            raw = c.retrieval_weight * retrieval + c.fuzz_weight * fz + c.pinyin_weight * pz
+            raw = (
+                c.retrieval_weight * retrieval
+                + c.bm25_weight * bm
+                + c.lcs_weight * lc
+                + c.fuzz_weight * fz
+                + c.pinyin_weight * pz
+                + c.votes_weight * votes
+                - c.kind_penalty * kd
+                - c.negation_penalty * ng
+            )
             ts, tm = topic(pos)
             raw += c.topic_weight * ts
-            out.append(Candidate(pos, raw, retrieval, fz, pz, votes, ts, tm))
+            out.append(Candidate(pos, raw, retrieval, fz, pz, votes, ts, tm, bm, lc, kd, ng))
         out.sort(key=lambda x: -x.raw)
         return out
+
+    def _bm25(self, text: str, rows: list[int]) -> list[float]:
+        """Character-unigram BM25 of ``text`` against ``rows``, as a share of its own score.
+
+        The IDF is the character block's. Dividing by what the question scores
+        against itself puts an exact match at 1 (capped there), so the raw mix
+        keeps its scale; a character no row has lowers every row's share alike.
+        """
+        c = self.config
+        block = self.index.blocks[1]
+        chars = Counter(text.replace(" ", ""))
+        if not chars:
+            return [0.0] * len(rows)
+        k1, b, avg = c.bm25_k1, c.bm25_b, self._avg_len
+        top = self._max_idf
+        idf = {ch: float(block.idf[block.vocab[ch]]) if ch in block.vocab else top for ch in chars}
+        norm = k1 * (1.0 - b + b * len(text) / avg)
+        own = sum(idf[ch] * n * (k1 + 1.0) / (n + norm) for ch, n in chars.items())
+        known = [ch for ch in chars if ch in block.vocab]
+        out = []
+        for r in rows:
+            doc = self.index.row_text[r]
+            norm = k1 * (1.0 - b + b * len(doc) / avg)
+            score = 0.0
+            for ch in known:
+                tf = doc.count(ch)
+                if tf:
+                    score += idf[ch] * tf * (k1 + 1.0) / (tf + norm)
+            out.append(min(1.0, score / own))
+        return out
+
+    def _marks(self, row: int) -> tuple[frozenset[str], bool]:
+        """A row's question kinds and negation (cached: they are read on every question)."""
+        found = self._marks_cache.get(row)
+        if found is None:
+            if len(self._marks_cache) >= _MARKS_CACHE:
+                self._marks_cache.clear()
+            found = self._marks_cache[row] = _marks(self.index.row_text[row])
+        return found
 
     def _topic_scores(self, vector: tuple[Any, Any]) -> Callable[[int], tuple[float, float]]:
         """An FAQ's topic score and its margin over the best other FAQ (zeros without a model)."""
@@ -256,6 +355,54 @@ class Matcher:
 
 
 _BIGRAM_CACHE = 20_000
+_MARKS_CACHE = 50_000
+
+
+def _ratios(text: str, others: list[str], scorer: Callable[..., float]) -> list[float]:
+    """``scorer(text, other)`` for every other text, as 0..1 (rapidfuzz's ratios are 0..100)."""
+    scale = 100.0 if scorer is fuzz.ratio else 1.0
+    out = cdist([text], others, scorer=scorer, processor=None, dtype=np.float64)[0]
+    return (out / scale).tolist()
+
+
+# What a question asks for, by its interrogative words (longest first: 什么时候 is "when").
+_KIND_WORDS = {
+    "when": ("什么时候", "什么时间", "何时", "多久", "多长时间", "几点", "几号", "哪天"),
+    "why": ("为什么", "为何", "为啥", "凭什么", "怎么会"),
+    "where": ("哪里", "哪儿", "在哪", "去哪", "何处", "什么地方", "哪个地方"),
+    "who": ("谁", "哪个部门", "什么部门", "哪位"),
+    "amount": ("多少", "几个", "几次", "几天", "多大", "多高", "多重", "多远", "多长"),
+    "how": ("怎么", "怎样", "如何", "咋"),
+    "yesno": ("能不能", "可不可以", "是不是", "会不会", "要不要", "有没有", "能否", "是否", "吗"),
+    "what": ("什么", "啥", "哪些"),
+}
+_KIND_OF = {w: kind for kind, words in _KIND_WORDS.items() for w in words}
+_KINDS = re.compile("|".join(sorted(map(re.escape, _KIND_OF), key=len, reverse=True)))
+# Negation: 不 / 没 / 未 / 别 (as 不要), except in A-not-A questions (能不能, 有没有) and in
+# words where it negates nothing (不错, 未来, 差不多).
+_NEGATION = re.compile("[不没未]|别[让再]|无法|无需|禁止")
+_NOT_NEGATION = re.compile(
+    "不错|不少|不过|不断|不久|不管|不仅|不然|不如|不好意思|差不多|对不起|了不起|要不|未来|未成年"
+)
+
+
+def _marks(text: str) -> tuple[frozenset[str], bool]:
+    """The question kinds ``text`` asks (what, where …) and whether it is negated."""
+    kinds = frozenset(_KIND_OF[m] for m in _KINDS.findall(text))
+    plain = _NOT_NEGATION.sub("·", text)
+    negated = False
+    for m in _NEGATION.finditer(plain):
+        i = m.start()
+        if m.end() - i == 1 and 0 < i < len(plain) - 1 and plain[i - 1] == plain[i + 1]:
+            continue  # 能不能, 是不是, 有没有: a question, not a negation
+        negated = True
+        break
+    return kinds, negated
+
+
+def _other_kind(mine: frozenset[str], theirs: frozenset[str]) -> bool:
+    """Both ask something, and nothing the same (哪里 against 多少; 怎么 against 怎么 is fine)."""
+    return bool(mine) and bool(theirs) and not (mine & theirs)
 
 
 def _bigrams(text: str) -> set[str]:

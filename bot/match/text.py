@@ -57,6 +57,8 @@ class Prepared:
     text: str  # normalised, synonyms applied, no spaces between Chinese words
     words: tuple[str, ...]  # content words (stop words removed)
     pinyin: tuple[str, ...]  # one toneless syllable per character of ``text``
+    # Every segmented token, stop words included (什么, 不, 吗 tell questions apart too).
+    tokens: tuple[str, ...] = ()
     # A message (at least CLERK_MIN_CHARS characters), not a short question: the clerk read it.
     message: bool = False
 
@@ -177,7 +179,9 @@ class TextPipeline:
         text = re.sub(" +", " ", text).strip()
         words = tuple(t for t in tokens if t not in self.stopwords)
         pinyin = tuple(_char_pinyin(ch) for ch in norm if not ch.isspace())
-        return Prepared(text=text, words=words, pinyin=pinyin, message=message)
+        return Prepared(
+            text=text, words=words, pinyin=pinyin, tokens=tuple(tokens), message=message
+        )
 
 
 #: Shorter texts are questions, not complaints: the clerk (whose part-of-speech
