@@ -117,3 +117,11 @@ def test_visitor_wordings_reach_their_entry(bot: Bot, q: str, faq_id: str, answe
     else:
         offered = [s["id"] for s in reply.suggestions] if reply.type == "clarify" else []
         assert reply.faq_id == faq_id or faq_id in offered, (reply.type, reply.faq_id, offered)
+
+
+@pytest.mark.parametrize("q", ["渣土", "垃圾", "投诉", "摆摊"])
+def test_a_bare_topic_word_shared_by_several_entries_is_offered(bot: Bot, q: str) -> None:
+    """One word names a subject; with close entries the visitor picks (Matcher.decide)."""
+    reply = bot.ask(q)
+    assert reply.type == "clarify", (reply.type, reply.faq_id)
+    assert len(reply.suggestions) >= 2

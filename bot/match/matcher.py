@@ -344,7 +344,10 @@ class Matcher:
         score = self.calibrate(self.evidence(p, cands))
         if outside and best.raw < c.outside_override:
             return Decision("fallback", score, cands)
-        tied = len(cands) > 1 and best.raw - cands[1].raw < c.tie_window
+        # A bare topic word (渣土, 垃圾, 投诉) names a subject, not a question: with another
+        # FAQ within the clarify window it is offered, however sure the calibration is.
+        window = c.clarify_window if len(p.words) <= 1 else c.tie_window
+        tied = len(cands) > 1 and best.raw - cands[1].raw < window
         if score >= c.answer and not tied:
             return Decision("answer", score, cands)
         clarify = c.clarify_message if p.message and c.clarify_message >= 0 else c.clarify
