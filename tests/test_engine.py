@@ -135,11 +135,17 @@ def test_decide_answer_clarify_fallback(bot: Bot) -> None:
 
 def test_a_tie_is_offered_however_sure_the_best_is(bot: Bot) -> None:
     m = Matcher(bot.index, MatcherConfig(answer=0.6, clarify=0.3, tie_window=0.01))
-    p = bot.pipeline.prepare("罚款")
+    p = bot.pipeline.prepare("罚款怎么交")
+    assert len(p.words) > 1
     tie = m.decide(p, [cand(0, 0.95), cand(1, 0.945), cand(2, 0.5)])
     assert m.calibrate(m.evidence(p, tie.candidates)) >= 0.6  # sure enough to answer alone
     assert tie.type == "clarify" and [c.pos for c in tie.choices] == [0, 1]
     assert m.decide(p, [cand(0, 0.95), cand(1, 0.93), cand(2, 0.5)]).type == "answer"
+    # One word names a subject: the clarify window (default 0.12) is its tie window.
+    bare = bot.pipeline.prepare("罚款")
+    assert len(bare.words) == 1
+    assert m.decide(bare, [cand(0, 0.95), cand(1, 0.93), cand(2, 0.5)]).type == "clarify"
+    assert m.decide(bare, [cand(0, 0.95), cand(1, 0.8), cand(2, 0.5)]).type == "answer"
 
 
 def test_evidence_coverage_and_unknown_words(bot: Bot) -> None:
