@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app
@@ -45,8 +46,9 @@ class Warmer:
         self._bot: weakref.ref[Bot] | None = None  # not kept alive by the warmer
         self.thread: threading.Thread | None = None
 
-    def request(self, service: Service, settings: dict[str, Any]) -> threading.Thread | None:
-        """Start warming for the bank ``service`` serves now, unless done or under way."""
+    def request(self, service: Service, settings: Mapping[str, Any]) -> threading.Thread | None:
+        """Start warming for the bank ``service`` serves now, unless done or under way
+        (``settings``, the app's config, is copied for the thread only when one starts)."""
         bot = service.bot
         with self._lock:
             warmed = self._bot is not None and self._bot() is bot
@@ -55,7 +57,7 @@ class Warmer:
                 return None  # warm for this bank, or warming (a swap is seen next time)
             self._pid, self._bot = os.getpid(), weakref.ref(bot)
             self.thread = threading.Thread(
-                target=warm, args=(service, bot, settings), name="console-warm", daemon=True
+                target=warm, args=(service, bot, dict(settings)), name="console-warm", daemon=True
             )
             self.thread.start()
             return self.thread
@@ -63,9 +65,9 @@ class Warmer:
 
 def warm(service: Service, bot: Bot, settings: dict[str, Any]) -> None:
     """Read the year's dashboard figures and the default range's suggestions once."""
-    day = today()
-    year = parse_filters({}, today=day, max_days=settings["ADMIN_MAX_DAYS"], default_days=366)
-    month = parse_filters({}, today=day, max_days=settings["ADMIN_MAX_DAYS"])
+    day, longest = today(), int(settings["ADMIN_MAX_DAYS"])
+    year = parse_filters({}, today=day, max_days=longest, default_days=longest)
+    month = parse_filters({}, today=day, max_days=longest)
     try:
         querylog = service.querylog
         querylog.daily_counts(year.since, year.until)
@@ -85,7 +87,7 @@ def _on_request() -> None:
     app = current_app
     if app.config["ADMIN_WARM"]:
         warmer: Warmer = app.extensions["xiaocheng_admin_warm"]
-        warmer.request(get_service(app), dict(app.config))
+        warmer.request(get_service(app), app.config)
 
 
 def init_app(app: Flask, bp: Any) -> None:
