@@ -118,10 +118,11 @@ class FollowUp:
         ctx = self.contextual(p, prev)
         in_ctx = self.matcher.rank(ctx)
         blended = self._blend(cands, in_ctx)
+        marked = is_marked(p.text)
         thin = len(self.topic_words(p.words)) <= self.config.thin_words
-        if not outside and (is_marked(p.text) or decision.type != "answer" or thin):
+        if not outside and (marked or decision.type != "answer" or thin):
             prompt, margin = self._prompt(blended, prev), 0.0
-            if prompt is None and is_marked(p.text):
+            if prompt is None and marked:
                 # A turn that refers back may match a general entry alone far better
                 # than the related one it asks for (那罚多少钱: the fine standard alone);
                 # read with the previous topic, the related entry must then win clearly.
