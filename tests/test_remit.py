@@ -107,7 +107,8 @@ def test_a_keyword_routes_only_what_the_model_is_less_sure_of_than_the_fit_halve
     bot = Bot.load(faq, cache_dir=tmp_path / "jieba")
     assert bot.remit is not None and bot.remit_keyword == 0.0
     routed = "社保卡丢了怎么补办"
-    probs = {q: bot.remit.outside(bot.pipeline.prepare(q).text) for q in (routed, inside)}
+    read = {q: bot.pipeline.prepare(q) for q in (routed, inside)}
+    probs = {q: bot.remit.outside(p.text, p.words) for q, p in read.items()}
     assert probs[inside] < probs[routed] / 2 and probs[routed] < bot.remit_outside
     items = [
         Labelled(routed, FALLBACK, 0),
@@ -121,3 +122,10 @@ def test_a_keyword_routes_only_what_the_model_is_less_sure_of_than_the_fit_halve
     assert bot.is_outside(routed, bot.pipeline.prepare(routed))
     assert not bot.is_outside(inside, bot.pipeline.prepare(inside))
     assert keyword_threshold(bot, [[items[1]]]) == 0.0  # nothing out of the remit to go by
+
+
+def test_words_are_features_apart_from_the_characters() -> None:
+    chars = buckets("违章建筑")
+    both = buckets("违章建筑", ["违章", "建筑"])
+    assert set(chars) < set(both) and len(both) == len(chars) + 2
+

@@ -195,7 +195,8 @@ class Bot:
         keyword = self.hints.outside_topic(p) is not None
         if self.remit is None:
             return keyword
-        prob = self.remit.outside(p.text)  # read as it was fitted: without places and frames
+        # Read as it was fitted: without places and frames, with its content words.
+        prob = self.remit.outside(p.text, p.words)
         return prob >= self.remit_outside or (keyword and prob >= self.remit_keyword)
 
     def answer(self, faq_id: str, q: str = "") -> Reply | None:

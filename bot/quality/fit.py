@@ -164,7 +164,7 @@ def keyword_threshold(bot: Bot, groups: list[list[Labelled]]) -> float:
             p = bot.pipeline.prepare(item.q)
             if bot.hints.outside_topic(p) is None:
                 continue
-            prob = bot.remit.outside(p.text)
+            prob = bot.remit.outside(p.text, p.words)
             if prob < bot.remit_outside:
                 lowest = min(lowest, prob)
     return 0.0 if lowest == math.inf else math.floor(lowest / 2 * 10_000) / 10_000

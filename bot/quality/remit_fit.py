@@ -4,8 +4,8 @@
 :class:`bot.match.remit.Remit` on the bank's wordings (smalltalk left out)
 and the fit half of the real-message development set: in-remit and gap
 messages are inside, other-agency messages outside. Every text is read as
-the bot reads a question (``TextPipeline.prepare(...).text``: the clerk's
-reading, without places and request frames).
+the bot reads a question (``TextPipeline.prepare(...)``: the clerk's reading,
+without places and request frames, and its content words).
 
 Two choices are made by cross-validation on the fit half (folds of its
 messages; the bank's wordings are in every training fold): the weight of a
@@ -27,13 +27,13 @@ from pathlib import Path
 
 from ..bank import SMALLTALK, Bank, load_bank
 from ..match.engine import DEFAULT_FAQ_DIR, pipeline_for
-from ..match.remit import REMIT_FILE, Remit
+from ..match.remit import REMIT_FILE, Reading, Remit, split_reading
 from .evaluate import FALLBACK, Labelled
 from .messages import DEFAULT_LABELS, DEFAULT_MESSAGES, load_messages
 
 __all__ = ["fit_remit", "main", "MESSAGE_WEIGHTS", "THRESHOLDS", "ROUTED_IN_COST"]
 
-MESSAGE_WEIGHTS = (1.0, 5.0, 15.0)
+MESSAGE_WEIGHTS = (1.0, 5.0, 15.0, 30.0)
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 ROUTED_IN_COST = 2.0
 FOLDS = 5
@@ -43,7 +43,9 @@ def _inside(item: Labelled) -> bool:
     return item.id != FALLBACK or item.gap
 
 
-def _train(wordings: list[str], messages: list[tuple[str, bool]], weight: float, c: float) -> Remit:
+def _train(
+    wordings: list[Reading], messages: list[tuple[Reading, bool]], weight: float, c: float
+) -> Remit:
     inside = [*wordings, *(t for t, i in messages if i)]
     outside = [t for t, i in messages if not i]
     n_msg_in = len(inside) - len(wordings)
@@ -52,7 +54,7 @@ def _train(wordings: list[str], messages: list[tuple[str, bool]], weight: float,
 
 
 def choose(
-    wordings: list[str], messages: list[tuple[str, bool]], *, c: float = 4.0, seed: int = 0
+    wordings: list[Reading], messages: list[tuple[Reading, bool]], *, c: float = 4.0, seed: int = 0
 ) -> tuple[float, float, dict[tuple[float, float], tuple[float, float]]]:
     """(message weight, threshold, {(weight, threshold): (in routed, out routed)}) by CV."""
     order = list(range(len(messages)))
@@ -64,7 +66,7 @@ def choose(
             held = {j for n, j in enumerate(order) if n % FOLDS == k}
             kept = [m for j, m in enumerate(messages) if j not in held]
             model = _train(wordings, kept, weight, c)
-            probs += [(model.outside(messages[j][0]), messages[j][1]) for j in held]
+            probs += [(model.outside(*split_reading(messages[j][0])), messages[j][1]) for j in held]
         n_in = sum(i for _, i in probs) or 1
         n_out = sum(not i for _, i in probs) or 1
         for thr in THRESHOLDS:
@@ -79,13 +81,18 @@ def fit_remit(
     bank: Bank,
     items: list[Labelled],
     *,
-    read: Callable[[str], str] | None = None,
+    read: Callable[[str], Reading] | None = None,
     c: float = 4.0,
 ) -> tuple[Remit, dict[tuple[float, float], tuple[float, float]]]:
     """Fit on the bank's wordings and the ``fit`` half of ``items`` (texts read by ``read``)."""
     if read is None:
         pipeline = pipeline_for(bank)
-        read = lambda t: pipeline.prepare(t).text  # noqa: E731
+
+        def prepared(t: str) -> Reading:
+            p = pipeline.prepare(t)
+            return p.text, p.words
+
+        read = prepared
     wordings = [read(t) for f in bank.faqs if f.category != SMALLTALK for t in f.texts]
     messages = [(read(i.q), _inside(i)) for i in items if i.half == "fit"]
     weight, threshold, curve = choose(wordings, messages, c=c)
@@ -99,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--faq", default=str(DEFAULT_FAQ_DIR))
     ap.add_argument("--labels", default=str(DEFAULT_LABELS))
     ap.add_argument("--messages", default=str(DEFAULT_MESSAGES))
-    ap.add_argument("--c", type=float, default=4.0, help="inverse L1 strength")
+    ap.add_argument("--c", type=float, default=4.0, help="inverse strength of the L2 penalty")
     args = ap.parse_args(argv)
     bank = load_bank(args.faq)
     items = load_messages(args.labels, args.messages, known_ids=set(bank.by_id))
