@@ -129,3 +129,22 @@ def test_words_are_features_apart_from_the_characters() -> None:
     both = buckets("违章建筑", ["违章", "建筑"])
     assert set(chars) < set(both) and len(both) == len(chars) + 2
 
+
+def test_a_keyword_alone_does_not_send_away_what_the_content_would_answer(
+    tmp_path: Path,
+) -> None:
+    """Routed only by a keyword (社保), a question whose content matches an entry well is
+    offered that entry; one whose content matches nothing is still sent away."""
+    faq = tmp_path / "faq"
+    shutil.copytree(Path(__file__).parent / "data" / "mini_faq", faq)
+    Remit.fit(INSIDE * 4, OUTSIDE * 2, c=10.0, threshold=0.99).save(faq / REMIT_FILE)
+    bot = Bot.load(faq, cache_dir=tmp_path / "jieba")
+    ours, theirs = "社保局门口小摊贩占道", "社保卡丢了怎么补办"  # short: the clerk leaves 社保 in
+    for q in (ours, theirs):
+        assert bot.routing(q, bot.pipeline.prepare(q)) == "keyword"
+    content = bot.matcher.decide(p := bot.pipeline.prepare(ours), bot.matcher.rank(p))
+    assert content.type == "answer"
+    reply = bot.ask(ours)
+    assert reply.type == "clarify" and reply.suggestions[0]["id"] == "vendor-report"
+    other = bot.ask(theirs)
+    assert other.type == "fallback" and not other.suggestions and "不属于" in other.message

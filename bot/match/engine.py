@@ -45,6 +45,9 @@ MSG_OUTSIDE = (
     "也可以通过下面的人工渠道咨询，由工作人员为您转办。"
 )
 ROUTE_OTHER = "负责这件事的主管部门"
+# Why a question was judged to be for another agency (Bot.routing).
+ROUTED_MODEL = "model"
+ROUTED_KEYWORD = "keyword"
 MSG_EMPTY = "请输入您想咨询的问题，例如“违章搭建怎么举报”。"
 
 
@@ -163,8 +166,15 @@ class Bot:
         if not p.text:
             return self._fallback(q, p, Decision("fallback", 0.0), message=MSG_EMPTY)
         cands = self.matcher.rank(p)
-        outside = self.is_outside(q, p)
+        routed = self.routing(q, p)
+        outside = routed is not None
         decision = self.matcher.decide(p, cands, outside=outside)
+        if routed == ROUTED_KEYWORD:
+            # Only a keyword sends it away (幼儿园, 医院): when its content would be answered,
+            # that entry is offered rather than the visitor sent to another agency.
+            content = self.matcher.decide(p, cands)
+            if content.type == "answer":
+                decision = Decision("clarify", content.score, cands, self.matcher.choices(cands))
         prev = self._pos.get(context) if isinstance(context, str) else None
         if prev is not None:
             decision = self.followup.resolve(p, cands, decision, prev, outside=outside)
@@ -186,18 +196,24 @@ class Bot:
         return self._fallback(q, p, decision, outside=outside)
 
     def is_outside(self, q: str, p: Prepared) -> bool:
-        """Whether ``q`` looks like a message for another agency.
+        """Whether ``q`` looks like a message for another agency (see :meth:`routing`)."""
+        return self.routing(q, p) is not None
 
-        With the learned model: when it is sure, or when an out-of-remit
-        keyword is found and the model does not find the message clearly
-        in the remit (so 幼儿园侵占小区绿地 is not sent to education).
+    def routing(self, q: str, p: Prepared) -> str | None:
+        """Why ``q`` looks like a message for another agency: ROUTED_MODEL, ROUTED_KEYWORD or None.
+
+        With the learned model: when it is sure (ROUTED_MODEL), or when an
+        out-of-remit keyword is found and the model does not find the message
+        clearly in the remit (ROUTED_KEYWORD). Without a model, by keyword alone.
         """
         keyword = self.hints.outside_topic(p) is not None
         if self.remit is None:
-            return keyword
+            return ROUTED_KEYWORD if keyword else None
         # Read as it was fitted: without places and frames, with its content words.
         prob = self.remit.outside(p.text, p.words)
-        return prob >= self.remit_outside or (keyword and prob >= self.remit_keyword)
+        if prob >= self.remit_outside:
+            return ROUTED_MODEL
+        return ROUTED_KEYWORD if keyword and prob >= self.remit_keyword else None
 
     def answer(self, faq_id: str, q: str = "") -> Reply | None:
         """The reply for a chosen FAQ (a clicked chip); None for an unknown id."""

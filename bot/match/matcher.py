@@ -352,9 +352,17 @@ class Matcher:
             return Decision("answer", score, cands)
         clarify = c.clarify_message if p.message and c.clarify_message >= 0 else c.clarify
         if score >= min(clarify, c.answer):
-            close = [x for x in cands if best.raw - x.raw <= c.clarify_window]
-            return Decision("clarify", score, cands, close[: c.max_choices])
+            return Decision("clarify", score, cands, self.choices(cands))
         return Decision("fallback", score, cands)
+
+    def choices(self, cands: list[Candidate]) -> list[Candidate]:
+        """What a clarify offers: the FAQs within the clarify window of the best, at most
+        ``max_choices``."""
+        c = self.config
+        if not cands:
+            return []
+        best = cands[0].raw
+        return [x for x in cands if best - x.raw <= c.clarify_window][: c.max_choices]
 
 
 _BIGRAM_CACHE = 20_000
