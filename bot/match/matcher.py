@@ -147,6 +147,10 @@ class Evidence:
         ]
 
 
+# MatcherConfig's coefficient of each Evidence field, in the order of Evidence.vector().
+_COEF_NAMES = tuple(f"{f.name}_coef" for f in fields(Evidence))
+
+
 @dataclass(frozen=True)
 class Decision:
     type: str  # "answer" | "clarify" | "fallback"
@@ -323,16 +327,7 @@ class Matcher:
 
     def calibrate(self, ev: Evidence) -> float:
         c = self.config
-        coefs = (
-            c.raw_coef,
-            c.margin_coef,
-            c.coverage_coef,
-            c.unknown_coef,
-            c.votes_coef,
-            c.coverage_margin_coef,
-            c.topic_coef,
-            c.topic_margin_coef,
-        )
+        coefs = [getattr(c, name) for name in _COEF_NAMES]
         return _sigmoid(c.bias + sum(k * v for k, v in zip(coefs, ev.vector(), strict=True)))
 
     def decide(self, p: Prepared, cands: list[Candidate], *, outside: bool = False) -> Decision:
@@ -356,12 +351,8 @@ class Matcher:
         return Decision("fallback", score, cands)
 
     def choices(self, cands: list[Candidate]) -> list[Candidate]:
-        """What a clarify offers: the FAQs within the clarify window of the best, at most
-        ``max_choices``."""
-        c = self.config
-        if not cands:
-            return []
-        best = cands[0].raw
+        """What a clarify offers: the FAQs within the clarify window of the best (a few)."""
+        c, best = self.config, cands[0].raw if cands else 0.0
         return [x for x in cands if best - x.raw <= c.clarify_window][: c.max_choices]
 
 

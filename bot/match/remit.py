@@ -3,9 +3,10 @@
 Keyword lists routed a message away whenever it named a school, a hospital
 or a bank, whatever it was about. This model instead weighs every character
 1–3-gram of the normalised message and each of its content words (hashed
-into a fixed number of buckets) in a logistic regression: ``outside(text)`` is the probability that the
-message belongs to another agency. ``faq/outside.yaml`` keeps its job of
-naming *where* to send the visitor; this model decides *whether* to.
+into a fixed number of buckets) in a logistic regression: ``outside(text,
+words)`` is the probability that the message belongs to another agency.
+``faq/outside.yaml`` keeps its job of naming *where* to send the visitor;
+this model decides *whether* to.
 
 It reads the text as the text pipeline leaves it (``Prepared.text``: the
 clerk has taken out places, names and request frames), so that a street
