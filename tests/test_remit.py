@@ -10,6 +10,7 @@ import pytest
 
 from bot import Bot
 from bot.match.remit import N_BUCKETS, REMIT_FILE, Remit, buckets
+from bot.match.text import normalize
 from bot.quality.evaluate import FALLBACK, Labelled
 from bot.quality.fit import keyword_threshold
 from bot.quality.remit_fit import MESSAGE_WEIGHTS, ROUTED_IN_COST, THRESHOLDS, choose
@@ -48,6 +49,7 @@ def test_missing_or_foreign_file_gives_an_unfitted_model(tmp_path: Path) -> None
 def test_buckets_of_odd_text() -> None:
     assert buckets("") == {}
     assert buckets("   ") == {}
+    assert buckets(normalize("🙂🙂")) == {}  # the model reads normalised text
     long = buckets("城" * 10_000 + "abc")
     assert all(0 <= b < N_BUCKETS for b in long)
     assert long == buckets("城" * 500)  # cut as a prepared text is

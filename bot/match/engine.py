@@ -168,13 +168,9 @@ class Bot:
         cands = self.matcher.rank(p)
         routed = self.routing(q, p)
         outside = routed is not None
-        decision = self.matcher.decide(p, cands, outside=outside)
-        if routed == ROUTED_KEYWORD:
-            # Only a keyword sends it away (幼儿园, 医院): when its content would be answered,
-            # that entry is offered rather than the visitor sent to another agency.
-            content = self.matcher.decide(p, cands)
-            if content.type == "answer":
-                decision = Decision("clarify", content.score, cands, self.matcher.choices(cands))
+        # Only a keyword sends it away (幼儿园, 医院): when its content would be answered,
+        # that entry is offered rather than the visitor sent to another agency.
+        decision = self.matcher.decide(p, cands, outside=outside, offer=routed == ROUTED_KEYWORD)
         prev = self._pos.get(context) if isinstance(context, str) else None
         if prev is not None:
             decision = self.followup.resolve(p, cands, decision, prev, outside=outside)

@@ -43,7 +43,7 @@ from rapidfuzz.process import cdist
 from .index import Index
 from .text import Prepared
 
-__all__ = ["Candidate", "Decision", "Evidence", "MatcherConfig", "Matcher"]
+__all__ = ["COEFS", "Candidate", "Decision", "Evidence", "MatcherConfig", "Matcher"]
 
 
 @dataclass(frozen=True)
@@ -135,20 +135,12 @@ class Evidence:
     topic_margin: float = 0.0  # ... minus the best topic score of any other FAQ
 
     def vector(self) -> list[float]:
-        return [
-            self.raw,
-            self.margin,
-            self.coverage,
-            self.unknown,
-            self.votes,
-            self.coverage_margin,
-            self.topic,
-            self.topic_margin,
-        ]
+        """The fields in their order (the calibration's inputs)."""
+        return [getattr(self, name) for name in _EVIDENCE]
 
 
-# MatcherConfig's coefficient of each Evidence field, in the order of Evidence.vector().
-_COEF_NAMES = tuple(f"{f.name}_coef" for f in fields(Evidence))
+_EVIDENCE = tuple(f.name for f in fields(Evidence))
+COEFS = tuple(f"{name}_coef" for name in _EVIDENCE)  # MatcherConfig's, for each field
 
 
 @dataclass(frozen=True)
@@ -327,23 +319,31 @@ class Matcher:
 
     def calibrate(self, ev: Evidence) -> float:
         c = self.config
-        coefs = [getattr(c, name) for name in _COEF_NAMES]
+        coefs = [getattr(c, name) for name in COEFS]
         return _sigmoid(c.bias + sum(k * v for k, v in zip(coefs, ev.vector(), strict=True)))
 
-    def decide(self, p: Prepared, cands: list[Candidate], *, outside: bool = False) -> Decision:
-        """Answer when the best is good and not tied; clarify when close; else fall back."""
+    def decide(
+        self, p: Prepared, cands: list[Candidate], *, outside: bool = False, offer: bool = False
+    ) -> Decision:
+        """Answer when the best is good and not tied; clarify when close; else fall back.
+
+        An ``outside`` question falls back unless it matches almost word for word; with
+        ``offer`` (a keyword alone sent it away) what would be answered is offered."""
         c = self.config
         if not cands:
             return Decision("fallback", 0.0)
         best = cands[0]
         score = self.calibrate(self.evidence(p, cands))
-        if outside and best.raw < c.outside_override:
-            return Decision("fallback", score, cands)
         # A bare topic word (渣土, 垃圾, 投诉) names a subject, not a question: with another
         # FAQ within the clarify window it is offered, however sure the calibration is.
         window = c.clarify_window if len(p.words) <= 1 else c.tie_window
         tied = len(cands) > 1 and best.raw - cands[1].raw < window
-        if score >= c.answer and not tied:
+        answered = score >= c.answer and not tied
+        if outside and best.raw < c.outside_override:
+            if offer and answered:
+                return Decision("clarify", score, cands, self.choices(cands))
+            return Decision("fallback", score, cands)
+        if answered:
             return Decision("answer", score, cands)
         clarify = c.clarify_message if p.message and c.clarify_message >= 0 else c.clarify
         if score >= min(clarify, c.answer):

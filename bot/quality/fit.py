@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..match.engine import Bot
+from ..match.matcher import COEFS
 from .evaluate import FALLBACK, Labelled, self_retrieval
 
 __all__ = [
@@ -65,16 +66,6 @@ VOTES_WEIGHTS = (0.2, 0.1, 0.0)
 # Raw distances between the best two FAQs under which they count as tied (offered).
 TIE_WINDOWS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.05)
 TIE_MAX_SHARE = 0.01
-COEFS = (
-    "raw_coef",
-    "margin_coef",
-    "coverage_coef",
-    "unknown_coef",
-    "votes_coef",
-    "coverage_margin_coef",
-    "topic_coef",
-    "topic_margin_coef",
-)
 
 
 @dataclass(frozen=True)
