@@ -308,6 +308,8 @@ def test_axe_finds_nothing_on_the_editor_pages(
     page.goto(server.url + "/admin/faq/muck-permit")
     assert_axe_clean(page, "edit", results)
     page.get_by_role("button", name="预览").click()
+    # The preview is a posted form: the audit waits for the new page, not the old one.
+    expect(page.get_by_role("region", name="预览：访客得到的回答（尚未保存）")).to_be_visible()
     assert_axe_clean(page, "preview", results)
     page.get_by_label("复核日期").fill("不是日期")
     page.get_by_label("相关问题").fill("no-such-entry")
